@@ -1,0 +1,3 @@
+from lcnn.cli import main
+
+raise SystemExit(main())

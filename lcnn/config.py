@@ -1,0 +1,46 @@
+"""One configuration object for audio, model and training, saved as JSON in each run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Config:
+    """Everything needed to rebuild a run. Defaults are the course's defaults."""
+
+    # audio
+    sample_rate: int = 16000
+    duration: float = 2.0  # seconds per clip, as in FoR for-2sec
+    # model
+    model: str = "lcnn"  # "lcnn" (default) or "seed" (the seed's ReLU design)
+    # training
+    epochs: int = 15
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    clipnorm: float = 1.0
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    class_weights: bool = True
+    patience: int = 5  # early stopping on validation EER
+    augment_noise: bool = True
+    augment_shift: bool = True
+    augment_gain: bool = True
+    seed: int = 42
+
+    @property
+    def n_samples(self) -> int:
+        """Samples per clip at the model's rate."""
+        return int(round(self.sample_rate * self.duration))
+
+    def to_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "Config":
+        data = json.loads(Path(path).read_text())
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
