@@ -22,10 +22,11 @@ class Config:
     batch_size: int = 64
     learning_rate: float = 1e-3
     clipnorm: float = 1.0
-    focal_alpha: float = 0.25
-    focal_gamma: float = 2.0
+    focal_alpha: float | None = None  # weight of the fake class; None: class weights balance
+    focal_gamma: float = 2.0  # 0 gives plain binary cross-entropy
     class_weights: bool = True
     patience: int = 5  # early stopping on validation EER
+    threads: int = 0  # CPU threads for TensorFlow; 0 = all cores
     augment_noise: bool = True
     augment_shift: bool = True
     augment_gain: bool = True
@@ -40,7 +41,7 @@ class Config:
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "Config":
+    def from_json(cls, path: str | Path) -> Config:
         data = json.loads(Path(path).read_text())
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

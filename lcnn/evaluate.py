@@ -1,0 +1,63 @@
+"""Evaluate a trained run on a split: scores, metrics, and per-attack EER when known."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from lcnn import runs
+from lcnn.metrics import eer_by_group, summarize
+
+METADATA = "metadata.csv"
+
+
+def read_attacks(data_path: Path, files: list[Path]) -> np.ndarray | None:
+    """Attack family of each file from <data_path>/metadata.csv (columns file, attack), if any.
+
+    The demo corpus ships such a file; FoR does not, and then this returns None.
+    """
+    path = Path(data_path) / METADATA
+    if not path.exists():
+        return None
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "file" not in rows[0] or "attack" not in rows[0]:
+        return None
+    by_file = {str(Path(r["file"])): r["attack"] for r in rows}
+    root = Path(data_path).resolve()
+    keys = [str(Path(f).resolve().relative_to(root)) for f in files]
+    if not all(k in by_file for k in keys):
+        return None  # metadata does not describe this folder; don't guess
+    return np.array([by_file[k] for k in keys])
+
+
+def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: str = "testing",
+             threshold: float = 0.5, skip_bad: bool = False,
+             cache_dir: str | Path | None = None) -> dict:
+    """Score every clip of a split with the run's best model and summarise.
+
+    Writes <run_dir>/scores-<split>.tsv and metrics-<split>.json; returns the metrics dict
+    (see lcnn.metrics.summarize) plus `eer_by_attack` when the data has a metadata.csv.
+    """
+    from lcnn import data
+    from lcnn.train import predict_scores, set_threads
+
+    run_dir = Path(run_dir)
+    cfg = runs.load_config(run_dir)
+    set_threads(cfg.threads)
+    if data_path is None:
+        data_path = runs.read_json(run_dir / runs.CONFIG).get("data_path")
+    model = runs.load_model(run_dir)
+    clips = data.load_split(data_path, split, cfg, cache_dir=cache_dir, skip_bad=skip_bad)
+    scores = predict_scores(model, data.make_dataset(clips, cfg, training=False))
+    result = summarize(clips.labels, scores, threshold)
+    result["split"] = split
+    attacks = read_attacks(Path(data_path), clips.files)
+    if attacks is not None:
+        result["eer_by_attack"] = eer_by_group(clips.labels, scores, attacks)
+    runs.write_scores(run_dir / f"scores-{split}.tsv", clips.files, scores, clips.labels,
+                      attacks)
+    runs.write_json(run_dir / f"metrics-{split}.json", result)
+    return result

@@ -1,0 +1,123 @@
+"""The run folder: what a training run writes, written so that an interruption loses nothing.
+
+    <run_dir>/config.json          the Config of the run (plus the data path)
+    <run_dir>/history.csv          one row per finished epoch
+    <run_dir>/state.json           progress: last finished epoch, best epoch, early-stopping count
+    <run_dir>/last.keras           model + optimizer after the last finished epoch (for resuming)
+    <run_dir>/best.keras           model with the best validation EER (what evaluate/predict use)
+    <run_dir>/scores-<split>.tsv   per-file scores (probability of fake)
+
+Every file is written to a temporary name in the same folder and then renamed over the old
+one (os.replace is atomic), so a killed process leaves either the old or the new file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from lcnn.config import Config
+from lcnn.errors import LcnnError
+
+CONFIG, STATE, HISTORY = "config.json", "state.json", "history.csv"
+BEST, LAST = "best.keras", "last.keras"
+
+
+class RunError(LcnnError):
+    """A run folder that is missing or incomplete."""
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text to path atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def atomic_save_model(model, path: Path) -> None:
+    """Save a Keras model to path (a .keras file) atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on the .keras suffix
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def write_history(path: Path, rows: list[dict]) -> None:
+    """Write the per-epoch history as CSV (all rows, atomically)."""
+    if not rows:
+        return
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def read_history(path: Path) -> list[dict]:
+    """Read history.csv back as a list of dicts with float values."""
+    if not Path(path).exists():
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def write_scores(path: Path, files: Sequence, scores: Iterable[float], labels=None,
+                 groups=None) -> None:
+    """Write a tab-separated score file: file, p_fake[, label[, attack]] with a header.
+
+    The column is named p_fake because the score is the probability of fake, the opposite
+    direction from ASVspoof's cm-score.
+    """
+    header = ["file", "p_fake"] + (["label"] if labels is not None else [])
+    header += ["attack"] if groups is not None else []
+    lines = ["\t".join(header)]
+    for i, (f, s) in enumerate(zip(files, scores, strict=True)):
+        row = [str(f), f"{float(s):.6f}"]
+        if labels is not None:
+            row.append("fake" if int(labels[i]) == 1 else "real")
+        if groups is not None:
+            row.append(str(groups[i]))
+        lines.append("\t".join(row))
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def load_config(run_dir: Path) -> Config:
+    """The Config a run was trained with."""
+    path = Path(run_dir) / CONFIG
+    if not path.exists():
+        raise RunError(f"{run_dir}: not a run folder (no {CONFIG}); train one with "
+                       "`python -m lcnn train --data_path DIR --run_dir RUN`")
+    return Config.from_json(path)
+
+
+def load_model(run_dir: Path, which: str = BEST):
+    """Load the best (or last) model of a run, with a clear error if there is none."""
+    import keras
+
+    import lcnn.layers  # noqa: F401  registers the custom layers for deserialisation
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: run folder does not exist")
+    path = run_dir / which
+    if not path.exists():
+        raise RunError(f"{run_dir}: no trained model ({which} is missing); "
+                       "has training finished at least one epoch?")
+    try:
+        return keras.saving.load_model(path, compile=which == LAST)
+    except Exception as e:  # a damaged file: name it rather than show Keras' traceback
+        raise RunError(f"{path}: cannot load model ({type(e).__name__}: {e})") from None

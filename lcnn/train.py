@@ -1,0 +1,188 @@
+"""Training: focal loss, class weights, Adam with clipping and a cosine schedule, early stopping
+on the validation EER, and a run folder that survives being killed (run the same command again
+and training resumes after the last finished epoch)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lcnn import runs
+from lcnn.config import Config
+from lcnn.errors import LcnnError
+
+
+def set_threads(n: int = 0) -> None:
+    """Use n CPU threads inside TensorFlow ops (0 = all cores), one op at a time.
+
+    Must run before TensorFlow executes anything; later calls are ignored by TensorFlow.
+    """
+    import tensorflow as tf
+
+    n = n or os.cpu_count() or 1
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        # one op at a time: on a laptop, parallel ops only fight over the same cores
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # already initialised (e.g. a notebook that trained before); keep its setting
+
+
+def focal_loss(cfg: Config):
+    """Binary focal loss (Lin et al., 2017) from Keras: FL = -alpha_t (1 - p_t)^gamma log(p_t)."""
+    import keras
+
+    return keras.losses.BinaryFocalCrossentropy(
+        gamma=cfg.focal_gamma,
+        apply_class_balancing=cfg.focal_alpha is not None,
+        alpha=cfg.focal_alpha if cfg.focal_alpha is not None else 0.25,
+    )
+
+
+def compile_model(model, cfg: Config, steps_per_epoch: int) -> None:
+    """Adam with gradient-norm clipping and a cosine-decaying learning rate."""
+    import keras
+
+    schedule = keras.optimizers.schedules.CosineDecay(
+        cfg.learning_rate, decay_steps=max(1, cfg.epochs * steps_per_epoch), alpha=0.05
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule, clipnorm=cfg.clipnorm),
+        loss=focal_loss(cfg),
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
+    )
+
+
+def predict_scores(model, dataset) -> np.ndarray:
+    """Probability of fake for every clip of a (non-shuffled) dataset."""
+    return np.asarray(model.predict(dataset, verbose=0)).reshape(-1)
+
+
+def _make_keeper(run_dir: Path, val_ds, val_clips, state: dict, patience: int):
+    import keras
+
+    from lcnn.metrics import compute_eer
+
+    class RunKeeper(keras.callbacks.Callback):
+        """After each epoch: validation EER, history, best and last model, early stopping.
+
+        Keras' own EarlyStopping and ModelCheckpoint keep their state in memory only; this
+        keeps it in state.json next to the checkpoints, so a resumed run stops at the same
+        point as an uninterrupted one.
+        """
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs if logs is not None else {}
+            seconds = time.perf_counter() - self._t0
+            scores = predict_scores(self.model, val_ds)
+            eer, _ = compute_eer(val_clips.labels, scores)
+            logs["val_eer"] = eer
+            row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
+                   "learning_rate": float(self.model.optimizer.learning_rate),
+                   "seconds": seconds}
+            history = runs.read_history(run_dir / runs.HISTORY)
+            history = [r for r in history if r["epoch"] < epoch + 1] + [row]
+            runs.write_history(run_dir / runs.HISTORY, history)
+            if state["best_eer"] is None or eer < state["best_eer"]:
+                state.update(best_eer=eer, best_epoch=epoch + 1, wait=0)
+                runs.atomic_save_model(self.model, run_dir / runs.BEST)
+                runs.write_scores(run_dir / "scores-validation.tsv", val_clips.files, scores,
+                                  val_clips.labels)
+            else:
+                state["wait"] += 1
+            runs.atomic_save_model(self.model, run_dir / runs.LAST)
+            state["epoch"] = epoch + 1
+            if state["wait"] >= patience:
+                state["stopped_early"] = True
+                self.model.stop_training = True
+            # state.json last: if we die before this line, the epoch is simply redone
+            runs.write_json(run_dir / runs.STATE, state)
+
+    return RunKeeper()
+
+
+def _start_or_resume(run_dir: Path, cfg: Config, data_path: Path, overwrite: bool) -> dict:
+    """Prepare the run folder; return the saved state (empty progress for a new run)."""
+    new_state = {"epoch": 0, "best_eer": None, "best_epoch": 0, "wait": 0,
+                 "stopped_early": False, "finished": False}
+    config_path = run_dir / runs.CONFIG
+    if overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
+    if config_path.exists() and (run_dir / runs.STATE).exists():
+        saved = runs.read_json(config_path)
+        wanted = {**dataclasses.asdict(cfg), "data_path": str(data_path)}
+        changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
+        if changed:
+            raise LcnnError(
+                f"{run_dir} holds a run with other settings ({', '.join(changed)} differ); "
+                "use another --run_dir, --resume to continue it as it was, "
+                "or --overwrite to start over")
+        return runs.read_json(run_dir / runs.STATE)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runs.write_json(config_path, {**dataclasses.asdict(cfg), "data_path": str(data_path)})
+    runs.write_json(run_dir / runs.STATE, new_state)
+    return new_state
+
+
+def train(data_path: str | Path, run_dir: str | Path, cfg: Config, *, overwrite: bool = False,
+          skip_bad: bool = False, cache_dir: str | Path | None = None, verbose: int = 1) -> dict:
+    """Train cfg.model on <data_path>/training, validating on <data_path>/validation.
+
+    Returns the final state: epochs done, best epoch, best validation EER, clips per second.
+    Running it again on an unfinished run folder resumes after the last finished epoch.
+    """
+    import keras
+
+    from lcnn import data
+    from lcnn.model import build_model
+
+    data_path, run_dir = Path(data_path), Path(run_dir)
+    set_threads(cfg.threads)
+    state = _start_or_resume(run_dir, cfg, data_path, overwrite)
+    if state.get("finished"):
+        if verbose:
+            print(f"{run_dir}: training already finished (best epoch {state['best_epoch']}, "
+                  f"validation EER {100 * state['best_eer']:.2f}%); --overwrite starts over")
+        return state
+
+    train_clips = data.load_split(data_path, "training", cfg, cache_dir=cache_dir,
+                                  skip_bad=skip_bad)
+    val_clips = data.load_split(data_path, "validation", cfg, cache_dir=cache_dir,
+                                skip_bad=skip_bad)
+    keras.utils.set_random_seed(cfg.seed + state["epoch"])  # a resumed run reshuffles afresh
+    train_ds = data.make_dataset(train_clips, cfg, training=True, seed=cfg.seed + state["epoch"])
+    val_ds = data.make_dataset(val_clips, cfg, training=False)
+    steps = int(np.ceil(len(train_clips.labels) / cfg.batch_size))
+
+    if state["epoch"] > 0:
+        model = runs.load_model(run_dir, runs.LAST)  # weights, optimizer and schedule position
+        if verbose:
+            print(f"{run_dir}: resuming after epoch {state['epoch']} of {cfg.epochs}")
+    else:
+        model = build_model(cfg)
+        compile_model(model, cfg, steps)
+
+    weights = data.class_weights(train_clips.labels) if cfg.class_weights else None
+    keeper = _make_keeper(run_dir, val_ds, val_clips, state, cfg.patience)
+    start = state["epoch"]
+    if start < cfg.epochs and not state.get("stopped_early"):
+        model.fit(train_ds, epochs=cfg.epochs, initial_epoch=start, class_weight=weights,
+                  callbacks=[keeper], verbose=verbose)
+    state["finished"] = True
+    # throughput of the training passes only (validation excluded), over this session's epochs
+    seconds = sum(r["seconds"] for r in runs.read_history(run_dir / runs.HISTORY)
+                  if r["epoch"] > start)
+    done = state["epoch"] - start
+    state["clips_per_s"] = done * len(train_clips.labels) / seconds if done else None
+    runs.write_json(run_dir / runs.STATE, state)
+    # the best model is what evaluate/predict use; last.keras is only for resuming
+    (run_dir / runs.LAST).unlink(missing_ok=True)
+    return state
