@@ -1,0 +1,223 @@
+"""Custom Keras layers: SincNet's learnable band-pass front end and the Max-Feature-Map activation.
+
+All layers are registered under the package name "lcnn", so a saved `.keras` model loads with
+plain `keras.models.load_model(path)` once `lcnn.layers` has been imported.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from lcnn.errors import LcnnError
+
+
+class ModelConfigError(LcnnError, ValueError):
+    """A model setting that cannot work, e.g. an odd channel count before Max-Feature-Map."""
+
+
+def hz_to_mel(hz):
+    """Hertz to mel (the HTK formula SincNet uses)."""
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(mel):
+    """Mel to hertz, the inverse of `hz_to_mel`."""
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def sinc_init_hz(filters: int, sample_rate: int, min_low_hz: float, min_band_hz: float):
+    """SincNet's initial parameters: `filters + 1` points evenly spaced in mel.
+
+    Returns `(low_param, band_param)` in Hz. As in SincNet's `SincConv_fast`, the points run from
+    30 Hz to fs/2 - (min_low_hz + min_band_hz) (= fs/2 - 100 Hz with the defaults), so that after
+    the forward pass adds the minimums back the top filter ends exactly at the Nyquist frequency.
+    """
+    top = sample_rate / 2 - (min_low_hz + min_band_hz)
+    hz = mel_to_hz(np.linspace(hz_to_mel(30.0), hz_to_mel(top), filters + 1))
+    return hz[:-1], np.diff(hz)
+
+
+@keras.saving.register_keras_serializable(package="lcnn")
+class SincConv1D(keras.layers.Layer):
+    """SincNet's learnable band-pass filter bank (Ravanelli & Bengio, SLT 2018).
+
+    Each filter is g[n] = 2 f2 sinc(2 pi f2 n) - 2 f1 sinc(2 pi f1 n) times a Hamming window,
+    with two learnable numbers per filter: the low cut-off and the band width, both in Hz.
+    Forward pass: low = min_low_hz + |low_param|,
+    high = clip(low + min_band_hz + |band_param|, min_low_hz, fs / 2).
+    Like SincNet's `SincConv_fast`, each filter is divided by 2 * (high - low), which makes its
+    centre tap 1 and its pass-band gain about fs / (2 * band). No bias.
+
+    Input `[batch, time, 1]`, output `[batch, time', filters]` where time' = ceil(time / stride)
+    for "same" padding and floor((time - kernel_size) / stride) + 1 for "valid".
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int,
+        sample_rate: int = 16000,
+        stride: int = 1,
+        padding: str = "same",
+        min_low_hz: float = 50.0,
+        min_band_hz: float = 50.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(filters) < 1 or int(kernel_size) < 1 or int(stride) < 1 or int(sample_rate) < 1:
+            raise ModelConfigError(
+                f"SincConv1D: filters, kernel_size, stride and sample_rate must be positive, got "
+                f"{filters}, {kernel_size}, {stride}, {sample_rate}"
+            )
+        if padding not in ("same", "valid"):
+            raise ModelConfigError(
+                f'SincConv1D: padding must be "same" or "valid", got {padding!r}'
+            )
+        self.filters = int(filters)
+        # An odd length makes each filter symmetric about its centre tap (linear phase).
+        self.kernel_size = int(kernel_size) + (1 - int(kernel_size) % 2)
+        self.sample_rate = int(sample_rate)
+        self.stride = int(stride)
+        self.padding = padding
+        self.min_low_hz = float(min_low_hz)
+        self.min_band_hz = float(min_band_hz)
+
+        half = (self.kernel_size - 1) // 2
+        # Time of the taps left of the centre, in seconds; the right half is the mirror image.
+        self._t_left = (np.arange(-half, 0, dtype=np.float64) / self.sample_rate).astype(np.float32)
+        self._window_left = np.hamming(self.kernel_size)[:half].astype(np.float32)
+
+    def build(self, input_shape):
+        if input_shape[-1] != 1 or len(input_shape) != 3:
+            raise ModelConfigError(
+                f"SincConv1D expects input [batch, time, 1] (mono waveform), got {input_shape}"
+            )
+        low, band = sinc_init_hz(self.filters, self.sample_rate, self.min_low_hz, self.min_band_hz)
+        self.low_hz = self.add_weight(
+            name="low_hz", shape=(self.filters,), initializer="zeros", dtype="float32"
+        )
+        self.band_hz = self.add_weight(
+            name="band_hz", shape=(self.filters,), initializer="zeros", dtype="float32"
+        )
+        self.low_hz.assign(low.astype(np.float32))
+        self.band_hz.assign(band.astype(np.float32))
+
+    def _cutoffs(self):
+        low = self.min_low_hz + ops.abs(self.low_hz)
+        high = ops.clip(
+            low + self.min_band_hz + ops.abs(self.band_hz), self.min_low_hz, self.sample_rate / 2
+        )
+        return low, high
+
+    def _kernel(self):
+        """The filters as a [kernel_size, 1, filters] conv kernel."""
+        low, high = self._cutoffs()
+        band = high - low
+        t = ops.convert_to_tensor(self._t_left)[:, None]  # [half, 1]
+        # 2 f sinc(2 pi f t) = sin(2 pi f t) / (pi t); t is never 0 on the left half.
+        left = (ops.sin(2 * math.pi * high * t) - ops.sin(2 * math.pi * low * t)) / (math.pi * t)
+        left = left * ops.convert_to_tensor(self._window_left)[:, None]
+        centre = 2.0 * band[None, :]  # the limit at t = 0; the Hamming window is 1 there
+        taps = ops.concatenate([left, centre, ops.flip(left, axis=0)], axis=0)
+        taps = taps / (2.0 * band[None, :])
+        return taps[:, None, :]
+
+    def call(self, inputs):
+        kernel = ops.cast(self._kernel(), inputs.dtype)
+        return tf.nn.conv1d(
+            inputs, kernel, stride=self.stride, padding=self.padding.upper(), data_format="NWC"
+        )
+
+    def compute_output_shape(self, input_shape):
+        length = input_shape[1]
+        if length is not None:
+            if self.padding == "same":
+                length = -(-length // self.stride)
+            else:
+                length = (length - self.kernel_size) // self.stride + 1
+        return (input_shape[0], length, self.filters)
+
+    def filter_bank(self) -> np.ndarray:
+        """The current filters as numpy, shape [kernel_size, filters] (for plots)."""
+        return np.asarray(ops.convert_to_numpy(self._kernel()))[:, 0, :]
+
+    def cutoffs_hz(self) -> tuple[np.ndarray, np.ndarray]:
+        """The current (low, high) cut-off frequencies in Hz, one pair per filter."""
+        low, high = self._cutoffs()
+        return np.asarray(ops.convert_to_numpy(low)), np.asarray(ops.convert_to_numpy(high))
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            sample_rate=self.sample_rate,
+            stride=self.stride,
+            padding=self.padding,
+            min_low_hz=self.min_low_hz,
+            min_band_hz=self.min_band_hz,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="lcnn")
+class MaxFeatureMap(keras.layers.Layer):
+    """Max-Feature-Map (Wu et al., Light CNN): split the channels in two halves, keep the maximum.
+
+    Halves the channel count, [..., 2c] -> [..., c]: the activation that makes a CNN "light".
+    """
+
+    def __init__(self, axis: int = -1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = int(axis)
+
+    def build(self, input_shape):
+        channels = input_shape[self.axis]
+        if channels is None or channels % 2:
+            raise ModelConfigError(
+                f"MaxFeatureMap needs an even number of channels on axis {self.axis} to split in "
+                f"two halves, got {channels} (input shape {tuple(input_shape)})"
+            )
+
+    def call(self, inputs):
+        first, second = ops.split(inputs, 2, axis=self.axis)
+        return ops.maximum(first, second)
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        shape[self.axis] = shape[self.axis] // 2
+        return tuple(shape)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(axis=self.axis)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="lcnn")
+class LogAbs(keras.layers.Layer):
+    """log(|x| + eps): turns band-pass outputs into log-magnitude envelopes.
+
+    Used right after SincConv1D: like SincNet's abs and a log-mel spectrogram's log, it makes
+    a change of loudness an additive offset that BatchNorm can absorb.
+    """
+
+    def __init__(self, eps: float = 1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.eps = float(eps)
+
+    def call(self, inputs):
+        return ops.log(ops.abs(inputs) + self.eps)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(eps=self.eps)
+        return config

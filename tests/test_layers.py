@@ -1,0 +1,189 @@
+"""SincConv1D, MaxFeatureMap and LogAbs behave as documented and survive a .keras round trip."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from lcnn.errors import LcnnError
+from lcnn.layers import LogAbs, MaxFeatureMap, SincConv1D, hz_to_mel
+
+FS = 16000
+
+
+def built_sinc(filters=8, kernel_size=251, **kwargs) -> SincConv1D:
+    layer = SincConv1D(filters, kernel_size, **kwargs)
+    layer.build((None, 1000, 1))
+    return layer
+
+
+def response_db(taps: np.ndarray, fs: int, n_fft: int = 16384):
+    """Magnitude response of one filter in dB relative to its own maximum."""
+    gain = np.abs(np.fft.rfft(taps, n_fft))
+    return np.fft.rfftfreq(n_fft, 1 / fs), 20 * np.log10(gain / gain.max() + 1e-12), gain
+
+
+def numpy_sinc_filter(low: float, high: float, kernel_size: int, fs: int) -> np.ndarray:
+    """The field notes' formula written out plainly, with SincNet's 1 / (2 band) normalisation."""
+    n = np.arange(kernel_size) - (kernel_size - 1) / 2
+    t = n / fs
+    # np.sinc(x) is sin(pi x) / (pi x), so 2 f sinc(2 pi f t) is 2 f np.sinc(2 f t).
+    g = 2 * high * np.sinc(2 * high * t) - 2 * low * np.sinc(2 * low * t)
+    return g * np.hamming(kernel_size) / (2 * (high - low))
+
+
+def test_filter_matches_plain_numpy_formula():
+    layer = built_sinc(filters=6, kernel_size=129)
+    bank = layer.filter_bank()
+    low, high = layer.cutoffs_hz()
+    assert bank.shape == (129, 6)
+    for i in range(6):
+        expected = numpy_sinc_filter(float(low[i]), float(high[i]), 129, FS)
+        np.testing.assert_allclose(bank[:, i], expected, atol=1e-4, rtol=1e-4)
+
+
+def test_filters_pass_their_band_and_reject_outside():
+    layer = built_sinc(filters=10, kernel_size=251)
+    bank = layer.filter_bank()
+    low, high = layer.cutoffs_hz()
+    for i in [2, 5, 8]:  # bands wide enough for 251 taps to resolve
+        freqs, db, gain = response_db(bank[:, i], FS)
+        centre = (low[i] + high[i]) / 2
+        at_centre = np.argmin(np.abs(freqs - centre))
+        assert db[at_centre] > -1.0, f"filter {i} loses {db[at_centre]:.1f} dB mid-band"
+        # SincNet's normalisation: pass-band gain fs / (2 band) (centre tap = 1).
+        assert gain[at_centre] == pytest.approx(FS / (2 * (high[i] - low[i])), rel=0.03)
+        width = high[i] - low[i]
+        far = (freqs < low[i] - 0.5 * width - 200) | (freqs > high[i] + 0.5 * width + 200)
+        assert far.any()
+        assert db[far].max() < -20.0, f"filter {i} leaks {db[far].max():.1f} dB outside its band"
+
+
+def test_filtering_a_tone_keeps_in_band_and_removes_out_of_band():
+    layer = built_sinc(filters=10, kernel_size=251)
+    low, high = layer.cutoffs_hz()
+    i = 6
+    t = np.arange(4000) / FS
+    in_band = np.sin(2 * np.pi * (low[i] + high[i]) / 2 * t)
+    out_band = np.sin(2 * np.pi * low[i] / 4 * t)
+    out = np.asarray(layer(np.stack([in_band, out_band])[..., None].astype("float32")))
+    middle = slice(500, 3500)  # away from the zero padding at the edges
+    rms_in, rms_out = (np.sqrt(np.mean(out[k, middle, i] ** 2)) for k in (0, 1))
+    assert rms_out < 0.01 * rms_in
+
+
+def test_even_kernel_size_is_bumped_to_odd():
+    assert SincConv1D(4, 250).kernel_size == 251
+    assert SincConv1D(4, 251).kernel_size == 251
+    bank = built_sinc(filters=4, kernel_size=64).filter_bank()
+    assert bank.shape == (65, 4)
+    np.testing.assert_allclose(bank, bank[::-1], atol=1e-6)  # symmetric: linear phase
+
+
+def test_init_is_evenly_spaced_on_the_mel_scale():
+    layer = built_sinc(filters=12)
+    low_param = np.asarray(layer.low_hz)
+    band_param = np.asarray(layer.band_hz)
+    points = np.append(low_param, low_param[-1] + band_param[-1])
+    assert points[0] == pytest.approx(30.0, abs=1e-3)
+    assert points[-1] == pytest.approx(FS / 2 - 100, rel=1e-5)
+    steps = np.diff(hz_to_mel(points))
+    np.testing.assert_allclose(steps, steps[0], rtol=1e-4)
+    low, high = layer.cutoffs_hz()
+    np.testing.assert_allclose(low, 50 + low_param, rtol=1e-6)
+    assert high[-1] == pytest.approx(FS / 2)
+
+
+def test_minimum_cutoff_and_band_hold_for_negative_parameters():
+    layer = built_sinc(filters=5, min_low_hz=40, min_band_hz=70)
+    layer.low_hz.assign(np.array([-1000, -20, 0, -5, 300], dtype="float32"))
+    layer.band_hz.assign(np.array([-3, 0, -500, -1e5, 10], dtype="float32"))
+    low, high = layer.cutoffs_hz()
+    np.testing.assert_allclose(low, [1040, 60, 40, 45, 340])
+    assert np.all(low >= 40)
+    assert np.all(high - low >= 70 - 1e-3)
+    assert np.all(high <= FS / 2)
+    assert np.isfinite(layer.filter_bank()).all()
+
+
+def test_sample_rate_changes_the_filters_and_is_saved():
+    a = built_sinc(filters=4, sample_rate=16000)
+    b = built_sinc(filters=4, sample_rate=8000)
+    assert b.cutoffs_hz()[1][-1] == pytest.approx(4000)
+    assert not np.allclose(a.filter_bank(), b.filter_bank())
+    config = b.get_config()
+    assert config["sample_rate"] == 8000
+    assert SincConv1D.from_config(config).sample_rate == 8000
+
+
+@pytest.mark.parametrize(
+    ("stride", "padding", "expected"), [(1, "same", 1000), (8, "same", 125), (3, "same", 334),
+                                        (1, "valid", 1000 - 50), (8, "valid", (1000 - 51) // 8 + 1)]
+)
+def test_stride_and_padding_set_output_length(stride, padding, expected):
+    layer = SincConv1D(6, 51, stride=stride, padding=padding)
+    out = layer(np.zeros((2, 1000, 1), dtype="float32"))
+    assert tuple(out.shape) == (2, expected, 6)
+    assert layer.compute_output_shape((2, 1000, 1)) == (2, expected, 6)
+
+
+def test_stride_samples_the_full_rate_output():
+    x = np.random.default_rng(0).normal(size=(1, 800, 1)).astype("float32")
+    full = SincConv1D(4, 31, stride=1, padding="valid")
+    strided = SincConv1D(4, 31, stride=5, padding="valid")
+    y_full = np.asarray(full(x))
+    y_strided = np.asarray(strided(x))
+    np.testing.assert_allclose(y_strided, y_full[:, ::5], atol=1e-4)
+
+
+def test_rejects_stereo_input_and_bad_settings():
+    with pytest.raises(LcnnError, match=r"\[batch, time, 1\]"):
+        SincConv1D(4, 31).build((None, 100, 2))
+    with pytest.raises(LcnnError, match="padding"):
+        SincConv1D(4, 31, padding="causal")
+    with pytest.raises(LcnnError, match="positive"):
+        SincConv1D(4, 31, stride=0)
+
+
+def test_keras_file_round_trip_gives_identical_outputs(tmp_path):
+    inputs = keras.Input((800,))
+    x = keras.layers.Reshape((800, 1))(inputs)
+    x = SincConv1D(8, 63, sample_rate=8000, stride=4, name="sinc")(x)
+    x = LogAbs()(x)
+    x = MaxFeatureMap()(x)
+    model = keras.Model(inputs, x)
+    # Move the cut-offs away from their initial values so loading must restore them.
+    sinc = model.get_layer("sinc")
+    sinc.low_hz.assign(np.asarray(sinc.low_hz) * 1.1 + 7)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)  # no custom_objects: the layers are registered
+    x = np.random.default_rng(1).normal(size=(3, 800)).astype("float32")
+    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+    restored = loaded.get_layer("sinc")
+    assert (restored.sample_rate, restored.stride, restored.kernel_size) == (8000, 4, 63)
+    np.testing.assert_array_equal(restored.cutoffs_hz()[0], sinc.cutoffs_hz()[0])
+
+
+def test_max_feature_map_halves_channels_and_takes_the_maximum():
+    x = np.random.default_rng(2).normal(size=(2, 5, 6)).astype("float32")
+    out = np.asarray(MaxFeatureMap()(x))
+    assert out.shape == (2, 5, 3)
+    np.testing.assert_array_equal(out, np.maximum(x[..., :3], x[..., 3:]))
+
+
+def test_max_feature_map_on_another_axis():
+    x = np.random.default_rng(3).normal(size=(2, 4, 3)).astype("float32")
+    out = np.asarray(MaxFeatureMap(axis=1)(x))
+    np.testing.assert_array_equal(out, np.maximum(x[:, :2], x[:, 2:]))
+
+
+def test_max_feature_map_rejects_odd_channels():
+    with pytest.raises(LcnnError, match="even number of channels.*got 5"):
+        MaxFeatureMap().build((None, 10, 5))
+
+
+def test_log_abs():
+    x = np.array([[-2.0, 0.0, 3.0]], dtype="float32")
+    np.testing.assert_allclose(np.asarray(LogAbs(eps=1e-3)(x)), np.log(np.abs(x) + 1e-3), rtol=1e-6)
