@@ -1,0 +1,54 @@
+"""Settings the notebooks share: where the data, the runs and the figures live, and quick mode.
+
+Quick mode (environment variable LCNN_QUICK=1, set by `make test`) runs every notebook in a
+few seconds: fewer epochs and a subset of clips, and figures go to runs/quick/ so the committed
+figures in figures/ are only ever written by a full run (`make course`).
+Point LCNN_DATA at another dataset in the FoR layout (e.g. data/for-2seconds) to use it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lcnn.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = os.environ.get("LCNN_QUICK", "") not in ("", "0")
+
+
+def data_path() -> Path:
+    """The dataset the course uses: $LCNN_DATA, else the embedded demo corpus."""
+    return Path(os.environ.get("LCNN_DATA", ROOT / "data" / "demo"))
+
+
+def run_dir(name: str = "lcnn") -> Path:
+    """Where the course's training run for a model lives."""
+    return ROOT / "runs" / (f"quick-{name}" if QUICK else f"course-{name}")
+
+
+def figures_dir() -> Path:
+    """Where notebooks save figures: figures/ in a full run, runs/quick/figures in quick mode."""
+    path = ROOT / "runs" / "quick" / "figures" if QUICK else ROOT / "figures"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def config(model: str = "lcnn") -> Config:
+    """The course's training settings (2 epochs in quick mode)."""
+    return Config(model=model, epochs=2 if QUICK else 15, batch_size=64)
+
+
+def trained_run(model: str = "lcnn", verbose: int = 0) -> Path:
+    """The course's run folder for a model, training it first if no finished run exists.
+
+    Lets a later notebook run on its own; normally 04_training has trained it already.
+    """
+    from lcnn import runs
+    from lcnn.train import train
+
+    path = run_dir(model)
+    state = path / runs.STATE
+    if not (state.exists() and runs.read_json(state).get("finished")):
+        train(data_path(), path, config(model), verbose=verbose)
+    return path
