@@ -11,6 +11,7 @@ half-extracted dataset behind. Only the standard library and tqdm are used for t
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.client
 import os
@@ -115,7 +116,7 @@ def download_dataset(
             extra_space=EXTRACT_FACTOR, hint=_url_hint(spec, url),
         )
 
-    root = extract_tar(archive, final)
+    root = extract_tar(archive, final, progress=progress)
     _print_usage(root, archive)
     return root
 
@@ -138,6 +139,7 @@ def fetch_url(
     LcnnError naming the URL and keep the part file for the next run.
     """
     target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
     # Two attempts: the second starts from zero when the server cannot resume our part file.
     for _ in range(2):
@@ -162,7 +164,7 @@ def fetch_url(
     return target
 
 
-def extract_tar(archive: str | Path, target: str | Path) -> Path:
+def extract_tar(archive: str | Path, target: str | Path, progress: bool = True) -> Path:
     """Safely extract `archive` into the new folder `target`; return the FoR root inside it.
 
     Every member is checked before anything is written: absolute paths, `..`, links leading
@@ -175,7 +177,7 @@ def extract_tar(archive: str | Path, target: str | Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
         print(f"Checking and extracting {archive} ...")
-        _extract_checked(archive, tmp)
+        _extract_checked(archive, tmp, progress)
         root = find_dataset_root(tmp)
         if root is None:
             raise LayoutError(
@@ -193,7 +195,7 @@ def extract_tar(archive: str | Path, target: str | Path) -> Path:
 
 def find_dataset_root(folder: str | Path, max_depth: int = 2) -> Path | None:
     """The first folder at most `max_depth` levels below `folder` holding all FoR splits."""
-    level = [Path(folder)]
+    level = [Path(folder)] if Path(folder).is_dir() else []
     for _ in range(max_depth + 1):
         for candidate in level:
             if all((candidate / s / c).is_dir() for s in SPLITS for c in LABELS):
@@ -243,6 +245,8 @@ def _download_once(
         elif status == 206 and _content_range_start(response) != offset:
             part.unlink()
             return False
+        elif offset:
+            print(f"Resuming {part.name} from byte {offset}")
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length and length.isdigit() else None
         if size is not None and total is not None and total != size:
@@ -326,7 +330,7 @@ def _url_hint(spec: Dataset, url: str | None) -> str:
 # --- extraction internals ---------------------------------------------------------------------
 
 
-def _extract_checked(archive: Path, into: Path) -> None:
+def _extract_checked(archive: Path, into: Path, progress: bool) -> None:
     """Check every member first, then extract with the "data" filter as a second guard."""
     try:
         with tarfile.open(archive, "r:*") as tar:
@@ -339,13 +343,17 @@ def _extract_checked(archive: Path, into: Path) -> None:
                 into.parent, sum(m.size for m in members if m.isfile()),
                 f"extracting {archive.name}",
             )
-            tar.extractall(into, members=members, filter="data")
+            bar = tqdm(members, unit="file", desc="extracting", disable=not progress)
+            tar.extractall(into, members=bar, filter="data")
     except tarfile.FilterError as e:
         raise LcnnError(f"{archive}: refusing unsafe member {e.tarinfo.name!r}: {e}") from None
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+    except (tarfile.ReadError, tarfile.CompressionError, EOFError, zlib.error,
+            gzip.BadGzipFile) as e:
         raise LcnnError(
             f"{archive}: not a readable .tar.gz ({e}); delete it or run again with --force"
         ) from None
+    except (tarfile.TarError, OSError) as e:  # e.g. disk full or no permission while writing
+        raise LcnnError(f"cannot extract {archive} into {into.parent}: {e}") from None
 
 
 def _check_member(member: tarfile.TarInfo, into: Path, archive: Path) -> None:

@@ -6,6 +6,8 @@ import io
 import re
 import shutil
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
 from dataclasses import dataclass, field
@@ -164,6 +166,16 @@ def test_full_download_gives_for_layout(tmp_path, registered, archive_bytes, cap
     assert download.LANDING_PAGE in out  # the licence note
 
 
+def test_result_is_accepted_by_the_data_loader(tmp_path, registered):
+    from lcnn.data import find_splits  # imports TensorFlow, so only this test pays for it
+
+    dest = tmp_path / "data"
+    root = download_dataset("for-test", dest, progress=False)
+    expected = {split: root / split for split in SPLITS}
+    assert find_splits(root) == expected
+    assert find_splits(dest / "for-test") == expected  # the extracted top folder works too
+
+
 def test_interrupted_download_resumes_with_range(tmp_path, registered, archive_bytes):
     dest = tmp_path / "data"
     registered.cut_after = 5000
@@ -229,6 +241,13 @@ def test_existing_non_dataset_folder_is_refused(tmp_path, registered):
         download_dataset("for-test", dest, progress=False)
     assert (dest / "for-test" / "notes.txt").read_text() == "not a dataset"
     assert registered.requests == []
+
+
+def test_existing_file_in_the_way_is_refused(tmp_path, registered):
+    (tmp_path / "for-test").write_text("a file, not a folder")
+    with pytest.raises(LcnnError, match="does not hold the FoR layout.*--force"):
+        download_dataset("for-test", tmp_path, progress=False)
+    assert (tmp_path / "for-test").read_text() == "a file, not a folder"
 
 
 def test_force_replaces_existing_folder(tmp_path, registered):
@@ -386,3 +405,44 @@ def test_file_url_works_for_an_archive_already_on_disk(tmp_path, monkeypatch, ar
     root = download_dataset("for-test", dest, url=url, progress=False)
     assert root == dest / "for-test" / TOP
     assert (dest / "downloads" / "for-test.tar.gz").read_bytes() == archive_bytes
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lcnn", "download", *args],
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[1],
+    )
+
+
+def test_cli_unknown_name_is_one_line_error(tmp_path):
+    result = run_cli("for-3sec", "--dest", str(tmp_path / "data"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "lcnn download: error: unknown dataset 'for-3sec'; "
+        "choose one of: for-2sec, for-norm, for-original, for-rerec"
+    ]
+    assert not (tmp_path / "data").exists()
+
+
+def test_cli_downloads_from_mirror_and_reports_404(tmp_path, server, archive_bytes):
+    # for-2sec's registry entry asks for ~2.2 GB free before downloading (about 1 GB archive).
+    if shutil.disk_usage(tmp_path).free < 2.5e9:
+        pytest.skip("the real for-2sec entry's disk-space pre-check needs ~2.2 GB free")
+    server.files["/mirror/for-2sec.tar.gz"] = archive_bytes
+    dest = tmp_path / "data"
+
+    ok = run_cli("for-2sec", "--dest", str(dest), "--url", f"{server.base}/mirror/for-2sec.tar.gz")
+    assert ok.returncode == 0, ok.stderr
+    root = dest / "for-2sec" / TOP
+    assert f"python -m lcnn train --data_path {root}" in ok.stdout
+    assert find_dataset_root(dest / "for-2sec") == root
+
+    missing = f"{server.base}/nothing-here.tar.gz"
+    bad = run_cli("for-2sec", "--dest", str(tmp_path / "other"), "--url", missing)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1] == (
+        f"lcnn download: error: {missing}: HTTP 404 Not Found"
+    )
