@@ -1,0 +1,486 @@
+"""Datasets in the Fake-or-Real layout: find the files, decode them once, feed them to Keras.
+
+    <root>/{training,validation,testing}/{real,fake}/*.wav
+
+`load_split` decodes every file of a split once (with `lcnn.audio.load_audio`) into an int16
+array cached on disk, and `make_dataset` turns it into a `tf.data.Dataset` of
+`(x float32 [B, n_samples], y float32 [B])` with label REAL=0 / FAKE=1. Training batches
+get a random crop and, if the Config asks for them, noise / shift / gain augmentation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from sklearn.utils.class_weight import compute_class_weight
+from tqdm.auto import tqdm
+
+from lcnn import FAKE, REAL
+from lcnn.audio import TARGET_RMS, fix_length, load_audio
+from lcnn.config import Config
+from lcnn.errors import AudioError, LayoutError, LcnnError
+
+log = logging.getLogger(__name__)
+
+SPLITS = {
+    "training": ("training", "train"),
+    "validation": ("validation", "val", "valid", "dev"),
+    "testing": ("testing", "test"),
+}
+CLASSES = {"real": REAL, "fake": FAKE}
+# What soundfile (libsndfile >= 1.1) decodes. Only the last suffix counts, so FoR names
+# such as `file1.mp3.wav_16k.wav_norm.wav_mono.wav_silence.wav_2sec.wav` are WAV files.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au")
+INT16_SCALE = 32767.0
+CACHE_VERSION = 1  # bump when the decoding or the cache format changes
+MAX_SHOWN = 10  # bad files listed by name in BadFilesError
+
+
+class BadFilesError(LcnnError):
+    """Some files of a split could not be decoded. `bad` holds (path, reason) pairs."""
+
+    def __init__(self, bad: list[tuple[Path, str]], where: str, hint: str | None = None):
+        self.bad = bad
+        lines = [f"{len(bad)} bad audio file(s) in {where}:"]
+        lines += [f"  {path}: {reason}" for path, reason in bad[:MAX_SHOWN]]
+        if len(bad) > MAX_SHOWN:
+            lines.append(f"  ... and {len(bad) - MAX_SHOWN} more")
+        lines.append(
+            hint or "Fix or remove them, or pass --skip_bad (skip_bad=True) to leave them out."
+        )
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class Clips:
+    """A decoded split: `audio` int16 [N, L] (memory-mapped from the cache), valid samples
+    per row in `lengths` (the rest is zero padding), labels REAL=0 / FAKE=1, source files,
+    and the bad files that were skipped (path, reason)."""
+
+    audio: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+    files: list[Path]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+# ------------------------------------------------------------------ layout
+
+
+def _subdirs(folder: Path) -> dict[str, Path]:
+    """Visible sub-folders by lower-case name (hidden ones such as .lcnn-cache are ignored)."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_dir() and not path.name.startswith("."):
+            key = path.name.lower()
+            if key in found:
+                raise LayoutError(f"{folder}: both {found[key].name}/ and {path.name}/ exist")
+            found[key] = path
+    return found
+
+
+def _names(dirs: dict[str, Path]) -> str:
+    return ", ".join(f"{p.name}/" for p in dirs.values()) or "no folders"
+
+
+def canonical_split(split: str) -> str:
+    """'Train', 'val', 'test', ... -> 'training', 'validation', 'testing'."""
+    for name, aliases in SPLITS.items():
+        if split.lower() in aliases:
+            return name
+    raise LayoutError(f"unknown split {split!r}: expected training, validation or testing")
+
+
+def _match_splits(folder: Path, dirs: dict[str, Path]) -> dict[str, Path]:
+    splits: dict[str, Path] = {}
+    for name, aliases in SPLITS.items():
+        matches = [dirs[a] for a in aliases if a in dirs]
+        if len(matches) > 1:
+            found = " and ".join(f"{p.name}/" for p in matches)
+            raise LayoutError(f"{folder}: {found} are both the {name} split; keep one")
+        if matches:
+            splits[name] = matches[0]
+    return splits
+
+
+def class_folders(split_dir: Path) -> dict[str, Path]:
+    """The real/ and fake/ folders of a split folder (any letter case)."""
+    dirs = _subdirs(split_dir)
+    if not all(name in dirs for name in CLASSES):
+        raise LayoutError(f"{split_dir}: expected real/ and fake/ folders, found {_names(dirs)}")
+    return {name: dirs[name] for name in CLASSES}
+
+
+def find_splits(root: str | Path) -> dict[str, Path]:
+    """Map "training" / "validation" / "testing" to their folders under `root`.
+
+    Folder names match in any letter case, and train/, val/, dev/, test/ are accepted.
+    An extracted archive's extra top folder (root/for-2seconds/training/...) is entered
+    when root holds exactly one folder and no split folder. Each split found must hold
+    real/ and fake/. Raises LayoutError saying what was found and what was expected.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise LayoutError(
+            f"{root}: no such folder" if not root.exists() else f"{root}: not a folder"
+        )
+    folder = root
+    for _ in range(3):  # a few wrapper folders at most
+        dirs = _subdirs(folder)
+        splits = _match_splits(folder, dirs)
+        if splits or len(dirs) != 1:
+            break
+        folder = next(iter(dirs.values()))
+    if not splits:
+        hint = ""
+        if all(name in dirs for name in CLASSES):
+            hint = " (this looks like one split: pass the folder above it)"
+        raise LayoutError(
+            f"{folder}: found {_names(dirs)}; expected training/, validation/ and testing/ "
+            f"(or train/, val/, test/), each with real/ and fake/ inside{hint}"
+        )
+    for split_dir in splits.values():
+        class_folders(split_dir)
+    return splits
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    """Audio files under `folder` (recursively, sorted), skipping hidden files like ._x.wav."""
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.suffix.lower() in AUDIO_SUFFIXES
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+        and path.is_file()
+    )
+
+
+def list_files(root: str | Path, split: str) -> tuple[list[Path], np.ndarray]:
+    """Audio files of one split, real ones first then fake ones (each sorted), and labels."""
+    splits = find_splits(root)
+    name = canonical_split(split)
+    if name not in splits:
+        found = ", ".join(f"{p.name}/" for p in splits.values())
+        raise LayoutError(f"{root}: no {name} split folder (found {found})")
+    files: list[Path] = []
+    labels: list[int] = []
+    for cls, folder in class_folders(splits[name]).items():
+        found_files = _audio_files(folder)
+        if not found_files:
+            raise LayoutError(f"{folder}: no audio files (looked for {' '.join(AUDIO_SUFFIXES)})")
+        files += found_files
+        labels += [CLASSES[cls]] * len(found_files)
+    return files, np.asarray(labels, dtype=np.int32)
+
+
+# ------------------------------------------------------------------ decoding and cache
+
+
+@contextmanager
+def _atomic(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; move it into place only if the block succeeds."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _user_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "lcnn"
+
+
+def _cache_folder(root: Path, cache_dir: str | Path | None) -> Path:
+    """`cache_dir` if given, else <root>/.lcnn-cache if writable, else the user cache dir."""
+    candidates = [Path(cache_dir)] if cache_dir else [root / ".lcnn-cache", _user_cache_dir()]
+    for folder in candidates:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(folder, os.W_OK):
+            return folder
+    tried = ", ".join(map(str, candidates))
+    raise LcnnError(f"cannot write a decoding cache folder (tried {tried}); pass --cache_dir")
+
+
+def _cache_key(root: Path, files: list[Path], sample_rate: int, max_len: int) -> str:
+    """Hash of everything the cached audio depends on: files (path, size, mtime) and settings."""
+    entries = []
+    for path in files:
+        stat = path.stat()
+        entries.append([path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
+    settings = [CACHE_VERSION, sample_rate, max_len, TARGET_RMS, INT16_SCALE]
+    blob = json.dumps([settings, entries]).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _decode(path: Path, sample_rate: int, max_len: int) -> tuple[np.ndarray | None, str]:
+    """One file as int16 (centre-cropped to max_len), or None and the reason it is bad."""
+    try:
+        x = load_audio(path, sample_rate)
+    except AudioError as error:
+        return None, error.reason
+    if len(x) > max_len:
+        x = fix_length(x, max_len, "center")
+    return np.round(x * INT16_SCALE).astype(np.int16), ""
+
+
+def _write_rows(npy: Path, scratch: np.ndarray, rows: np.ndarray, width: int) -> None:
+    """Atomically write scratch[rows, :width] as a .npy file, a chunk at a time."""
+    with _atomic(npy) as tmp:
+        audio = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=(rows.size, width))
+        for start in range(0, rows.size, 1024):  # chunks keep memory flat
+            chunk = rows[start : start + 1024]
+            audio[start : start + len(chunk)] = scratch[chunk, :width]
+        audio.flush()
+        del audio
+
+
+def _build_cache(
+    root: Path, files: list[Path], labels: np.ndarray, sample_rate: int, min_len: int,
+    max_len: int, npy: Path, meta: Path, progress: bool,
+) -> None:  # fmt: skip
+    """Decode every file once and write <key>.npy (audio) then <key>.json (the rest)."""
+    lengths = np.zeros(len(files), dtype=np.int64)
+    bad: list[list[str]] = []
+    # Decode into a scratch array of the longest allowed size, then keep only the good rows
+    # and only as many columns as the longest clip needs.
+    fd, scratch_name = tempfile.mkstemp(dir=npy.parent, prefix=f".{npy.stem}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        scratch = np.lib.format.open_memmap(
+            scratch_name, mode="w+", dtype=np.int16, shape=(len(files), max_len)
+        )
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            results = pool.map(lambda p: _decode(p, sample_rate, max_len), files)
+            name = npy.stem.rsplit("-", 1)[0]  # the split, without the cache key
+            bar = tqdm(results, total=len(files), desc=f"decoding {name}", unit="file",
+                       disable=not progress)  # fmt: skip
+            for i, (clip, reason) in enumerate(bar):
+                if clip is None:
+                    bad.append([files[i].relative_to(root).as_posix(), reason])
+                else:
+                    scratch[i, : len(clip)] = clip
+                    lengths[i] = len(clip)
+        good = np.flatnonzero(lengths > 0)
+        width = max(int(lengths.max()), min_len)
+        if good.size:  # numpy cannot memory-map an empty array; all-bad splits have no .npy
+            _write_rows(npy, scratch, good, width)
+        del scratch
+    finally:
+        Path(scratch_name).unlink(missing_ok=True)
+    info = {
+        "files": [files[i].relative_to(root).as_posix() for i in good],
+        "labels": labels[good].tolist(),
+        "lengths": lengths[good].tolist(),
+        "bad": bad,
+    }
+    with _atomic(meta) as tmp:
+        tmp.write_text(json.dumps(info))
+
+
+def load_split(
+    root: str | Path,
+    split: str,
+    cfg: Config,
+    cache_dir: str | Path | None = None,
+    skip_bad: bool = False,
+    progress: bool = True,
+) -> Clips:
+    """Decode a split once (cached) and return it as Clips.
+
+    Each file goes through `load_audio` (mono, cfg.sample_rate, normalised). Files longer
+    than 1.5 clips are centre-cropped to 1.5 * cfg.n_samples: that leaves room for random
+    training crops without storing whole long recordings. The array is as wide as the
+    longest stored clip but at least n_samples; shorter clips are zero-padded at the end.
+
+    The cache is <cache_dir>/<split>-<key>.npy (+ .json), default <root>/.lcnn-cache/ or,
+    if root is read-only, ~/.cache/lcnn. The key hashes the file list (path, size, mtime)
+    and the audio settings, so changing any file decodes the split again. Bad files are
+    remembered too: BadFilesError lists them; with skip_bad they are left out (one warning).
+    """
+    root = Path(root)
+    files, labels = list_files(root, split)
+    name = canonical_split(split)
+    max_len = cfg.n_samples + cfg.n_samples // 2
+    key = _cache_key(root, files, cfg.sample_rate, max_len)
+    folder = _cache_folder(root, cache_dir)
+    npy, meta = folder / f"{name}-{key}.npy", folder / f"{name}-{key}.json"
+    if not meta.exists():  # written last, so it marks a complete cache
+        _build_cache(
+            root, files, labels, cfg.sample_rate, cfg.n_samples, max_len, npy, meta, progress
+        )
+    info = json.loads(meta.read_text())
+    bad = [(root / rel, reason) for rel, reason in info["bad"]]
+    where = f"{root} ({name})"
+    if not info["files"]:
+        raise BadFilesError(bad, where, hint="No usable audio file is left in this split.")
+    if bad and not skip_bad:
+        raise BadFilesError(bad, where)
+    if bad:
+        log.warning("skipped %d bad audio file(s) in %s", len(bad), where)
+    return Clips(
+        audio=np.load(npy, mmap_mode="r"),
+        lengths=np.asarray(info["lengths"], dtype=np.int64),
+        labels=np.asarray(info["labels"], dtype=np.int32),
+        files=[root / rel for rel in info["files"]],
+        skipped=bad,
+    )
+
+
+def class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Balanced class weights (n_samples / (n_classes * count)) for Keras' class_weight."""
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        raise ValueError("class_weights: no labels")
+    classes = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=classes, y=labels)
+    return {int(c): float(w) for c, w in zip(classes, weights, strict=True)}
+
+
+# ------------------------------------------------------------------ augmentation (in the graph)
+
+
+def _seed(seed: int | tf.Tensor) -> tf.Tensor:
+    """A stateless-op seed (shape [2]) from an int or an existing seed tensor."""
+    if isinstance(seed, int):
+        return tf.constant([seed, 0], dtype=tf.int64)
+    return tf.cast(seed, tf.int64)
+
+
+def _as_batch(x) -> tuple[tf.Tensor, bool]:
+    x = tf.convert_to_tensor(x, dtype=tf.float32)
+    return (x[tf.newaxis], True) if x.shape.rank == 1 else (x, False)
+
+
+def add_noise(x, seed, snr_db: tuple[float, float] = (10.0, 40.0)) -> tf.Tensor:
+    """Add white noise at a random SNR (dB, uniform in `snr_db`), drawn per clip."""
+    x2, single = _as_batch(x)
+    snr_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(_seed(seed), 2))
+    snr = tf.random.stateless_uniform([tf.shape(x2)[0], 1], snr_seed, snr_db[0], snr_db[1])
+    power = tf.reduce_mean(tf.square(x2), axis=1, keepdims=True)
+    scale = tf.sqrt(power / 10.0 ** (snr / 10.0))
+    out = x2 + scale * tf.random.stateless_normal(tf.shape(x2), noise_seed)
+    return out[0] if single else out
+
+
+def time_shift(x, seed, max_fraction: float = 0.1) -> tf.Tensor:
+    """Shift each clip by up to +-max_fraction of its length, filling with zeros (no wrap)."""
+    x2, single = _as_batch(x)
+    n = tf.shape(x2)[1]
+    limit = tf.cast(max_fraction * tf.cast(n, tf.float32), tf.int32)
+    shift = tf.random.stateless_uniform(
+        [tf.shape(x2)[0], 1], _seed(seed), -limit, limit + 1, dtype=tf.int32
+    )
+    source = tf.range(n)[tf.newaxis] - shift
+    inside = (source >= 0) & (source < n)
+    moved = tf.gather(x2, tf.clip_by_value(source, 0, n - 1), batch_dims=1)
+    out = tf.where(inside, moved, 0.0)
+    return out[0] if single else out
+
+
+def random_gain(x, seed, gain_db: float = 6.0) -> tf.Tensor:
+    """Scale each clip by a random gain in [-gain_db, +gain_db] dB, then clip to [-1, 1]."""
+    x2, single = _as_batch(x)
+    gain = tf.random.stateless_uniform([tf.shape(x2)[0], 1], _seed(seed), -gain_db, gain_db)
+    out = tf.clip_by_value(x2 * 10.0 ** (gain / 20.0), -1.0, 1.0)
+    return out[0] if single else out
+
+
+def augment(x, cfg: Config, seed) -> tf.Tensor:
+    """Training augmentation: shift, gain, then noise, each only if its Config flag is on."""
+    shift_seed, gain_seed, noise_seed = tf.unstack(
+        tf.random.experimental.stateless_split(_seed(seed), 3)
+    )
+    x = tf.convert_to_tensor(x, dtype=tf.float32)
+    if cfg.augment_shift:
+        x = time_shift(x, shift_seed)
+    if cfg.augment_gain:
+        x = random_gain(x, gain_seed)
+    if cfg.augment_noise:
+        x = add_noise(x, noise_seed)
+    return tf.clip_by_value(x, -1.0, 1.0)
+
+
+# ------------------------------------------------------------------ tf.data
+
+
+def _crop(audio: tf.Tensor, lengths: tf.Tensor, n: int, seed: tf.Tensor | None) -> tf.Tensor:
+    """n samples of each row: centred in the valid part (seed None) or at a random start."""
+    room = tf.maximum(lengths - n, 0)
+    if seed is None:
+        start = room // 2
+    else:
+        u = tf.random.stateless_uniform(tf.shape(lengths), seed)
+        start = tf.minimum(tf.cast(u * tf.cast(room + 1, tf.float32), tf.int32), room)
+    index = start[:, tf.newaxis] + tf.range(n)[tf.newaxis]
+    return tf.gather(audio, index, batch_dims=1)
+
+
+def make_dataset(
+    clips: Clips, cfg: Config, training: bool, batch_size: int | None = None,
+    seed: int | None = None,
+) -> tf.data.Dataset:  # fmt: skip
+    """Batches of (x float32 [B, cfg.n_samples], y float32 [B]) from decoded clips.
+
+    Training: shuffled every epoch, random crops, augmentation per the Config flags.
+    Evaluation: file order, centre crops, no augmentation, so scores line up with
+    `clips.files`. Rows are read from the (memory-mapped) cache one batch at a time.
+    """
+    batch_size = batch_size or cfg.batch_size
+    seed = cfg.seed if seed is None else seed
+    n = cfg.n_samples
+    lengths = clips.lengths.astype(np.int32)
+    labels = clips.labels.astype(np.float32)
+
+    def read_rows(index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.asarray(clips.audio[index]), lengths[index], labels[index]
+
+    def load(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        audio, length, label = tf.numpy_function(
+            read_rows, [index], [tf.int16, tf.int32, tf.float32], stateful=False
+        )
+        audio.set_shape([None, clips.audio.shape[1]])
+        length.set_shape([None])
+        label.set_shape([None])
+        return audio, length, label
+
+    def to_float(audio: tf.Tensor) -> tf.Tensor:
+        return tf.cast(audio, tf.float32) / INT16_SCALE
+
+    ds = tf.data.Dataset.range(len(clips))
+    if not training:
+        ds = ds.batch(batch_size).map(load)
+        ds = ds.map(lambda a, length, y: (to_float(_crop(a, length, n, None)), y))
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    ds = ds.shuffle(len(clips), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(load)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+    def train_step(batch, batch_seed):
+        audio, length, y = batch
+        crop_seed, aug_seed = tf.unstack(tf.random.experimental.stateless_split(batch_seed, 2))
+        x = to_float(_crop(audio, length, n, crop_seed))
+        return augment(x, cfg, aug_seed), y
+
+    ds = tf.data.Dataset.zip((ds, seeds)).map(train_step, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
