@@ -170,6 +170,8 @@ def bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     good = wav_bytes(tmp_path, tone(440, 16000))
     sf.write(tmp_path / "_src.flac", tone(440, 16000), 16000)
     flac = (tmp_path / "_src.flac").read_bytes()
+    sf.write(tmp_path / "_src.mp3", tone(440, 16000, seconds=1.0), 16000, format="MP3")
+    mp3 = (tmp_path / "_src.mp3").read_bytes()
     nan = tone(440, 16000)
     nan[100] = np.nan
     inf = tone(440, 16000)
@@ -180,6 +182,7 @@ def bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "text": (write_bytes(tmp_path / "notes.wav", b"just some text\n" * 20), "not an audio"),
         "truncated_wav": (write_bytes(tmp_path / "cut.wav", good[: len(good) // 2]), "truncated"),
         "truncated_flac": (write_bytes(tmp_path / "cut.flac", flac[: len(flac) // 2]), "truncated"),
+        "truncated_mp3": (write_bytes(tmp_path / "cut.mp3", mp3[: len(mp3) // 2]), "truncated"),
         "header_only": (write_bytes(tmp_path / "hdr.wav", good[:30]), "corrupt"),
         "zero_samples": (
             write_bytes(tmp_path / "zero.wav", wav_bytes(tmp_path, np.zeros(0, np.float32))),
@@ -201,8 +204,8 @@ def bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
 
 
 BAD_KINDS = [
-    "missing", "empty", "text", "truncated_wav", "truncated_flac", "header_only",
-    "zero_samples", "silence", "dc_only", "nan", "inf",
+    "missing", "empty", "text", "truncated_wav", "truncated_flac", "truncated_mp3",
+    "header_only", "zero_samples", "silence", "dc_only", "nan", "inf",
 ]  # fmt: skip
 
 
