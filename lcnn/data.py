@@ -297,6 +297,18 @@ def _build_cache(
         tmp.write_text(json.dumps(info))
 
 
+def _read_cache(npy: Path, meta: Path) -> dict | None:
+    """The cached split (meta plus memory-mapped audio), or None if missing or damaged."""
+    try:
+        info = json.loads(meta.read_text())
+        info["audio"] = np.load(npy, mmap_mode="r") if info["files"] else None
+        if info["files"] and info["audio"].shape[0] != len(info["files"]):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return info
+
+
 def load_split(
     root: str | Path,
     split: str,
@@ -324,11 +336,12 @@ def load_split(
     key = _cache_key(root, files, cfg.sample_rate, max_len)
     folder = _cache_folder(root, cache_dir)
     npy, meta = folder / f"{name}-{key}.npy", folder / f"{name}-{key}.json"
-    if not meta.exists():  # written last, so it marks a complete cache
+    info = _read_cache(npy, meta)
+    if info is None:
         _build_cache(
             root, files, labels, cfg.sample_rate, cfg.n_samples, max_len, npy, meta, progress
         )
-    info = json.loads(meta.read_text())
+        info = _read_cache(npy, meta)
     bad = [(root / rel, reason) for rel, reason in info["bad"]]
     where = f"{root} ({name})"
     if not info["files"]:
@@ -338,7 +351,7 @@ def load_split(
     if bad:
         log.warning("skipped %d bad audio file(s) in %s", len(bad), where)
     return Clips(
-        audio=np.load(npy, mmap_mode="r"),
+        audio=info["audio"],
         lengths=np.asarray(info["lengths"], dtype=np.int64),
         labels=np.asarray(info["labels"], dtype=np.int32),
         files=[root / rel for rel in info["files"]],

@@ -211,6 +211,17 @@ def test_a_changed_file_or_setting_decodes_again(tmp_path, counter):
     assert counter.calls == 12
 
 
+def test_a_damaged_cache_is_rebuilt(tmp_path, counter):
+    make_corpus(tmp_path, per_class=1)
+    first = data.load_split(tmp_path, "training", CFG, progress=False)
+    expected = np.array(first.audio)
+    (npy,) = (tmp_path / ".lcnn-cache").glob("*.npy")
+    npy.write_bytes(b"not numpy")
+    again = data.load_split(tmp_path, "training", CFG, progress=False)
+    assert counter.calls == 4
+    np.testing.assert_array_equal(again.audio, expected)
+
+
 def test_cache_dir_can_be_chosen(tmp_path):
     make_corpus(tmp_path / "corpus", per_class=1)
     data.load_split(tmp_path / "corpus", "training", CFG, cache_dir=tmp_path / "c", progress=False)
