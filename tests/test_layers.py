@@ -1,13 +1,14 @@
-"""SincConv1D, MaxFeatureMap and LogAbs behave as documented and survive a .keras round trip."""
+"""The custom layers behave as documented and survive a .keras round trip."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from lcnn.errors import LcnnError
-from lcnn.layers import LogAbs, MaxFeatureMap, SincConv1D, hz_to_mel
+from lcnn.layers import LogEnergyPooling1D, MaxFeatureMap, SincConv1D, hz_to_mel
 
 FS = 16000
 
@@ -150,7 +151,7 @@ def test_keras_file_round_trip_gives_identical_outputs(tmp_path):
     inputs = keras.Input((800,))
     x = keras.layers.Reshape((800, 1))(inputs)
     x = SincConv1D(8, 63, sample_rate=8000, stride=4, name="sinc")(x)
-    x = LogAbs()(x)
+    x = LogEnergyPooling1D(3)(x)
     x = MaxFeatureMap()(x)
     model = keras.Model(inputs, x)
     # Move the cut-offs away from their initial values so loading must restore them.
@@ -184,6 +185,36 @@ def test_max_feature_map_rejects_odd_channels():
         MaxFeatureMap().build((None, 10, 5))
 
 
-def test_log_abs():
-    x = np.array([[-2.0, 0.0, 3.0]], dtype="float32")
-    np.testing.assert_allclose(np.asarray(LogAbs(eps=1e-3)(x)), np.log(np.abs(x) + 1e-3), rtol=1e-6)
+def test_log_energy_pooling_matches_numpy():
+    x = np.random.default_rng(5).normal(size=(2, 10, 3)).astype("float32")
+    out = np.asarray(LogEnergyPooling1D(4, eps=1e-6)(x))
+    assert out.shape == (2, 3, 3)  # ceil(10 / 4) frames
+    whole = np.asarray(LogEnergyPooling1D(5, eps=1e-6)(x))
+    expected = np.stack([np.log(np.mean(x[:, i : i + 5] ** 2, axis=1) + 1e-6) for i in (0, 5)], 1)
+    np.testing.assert_allclose(whole, expected, rtol=1e-5, atol=1e-5)
+    # TensorFlow's "same" pooling: 2 frames short, so one is padded on each side, and padding
+    # does not count in a mean.
+    groups = [x[:, 0:3], x[:, 3:7], x[:, 7:10]]
+    expected = np.stack([np.log(np.mean(g**2, axis=1) + 1e-6) for g in groups], axis=1)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_log_energy_of_silence_is_finite():
+    out = np.asarray(LogEnergyPooling1D(2, eps=1e-6)(np.zeros((1, 4, 2), dtype="float32")))
+    np.testing.assert_allclose(out, np.log(1e-6), rtol=1e-6)
+
+
+
+@pytest.mark.parametrize(
+    ("length", "kernel_size", "stride", "padding"),
+    [(1000, 129, 8, "same"), (1001, 129, 8, "same"), (997, 51, 16, "same"), (1000, 9, 16, "same"),
+     (1000, 129, 8, "valid"), (1003, 64, 3, "valid"), (200, 5, 7, "same")],
+)
+def test_strided_output_matches_tensorflow_conv1d(length, kernel_size, stride, padding):
+    layer = SincConv1D(5, kernel_size, stride=stride, padding=padding)
+    x = np.random.default_rng(4).normal(size=(2, length, 1)).astype("float32")
+    out = np.asarray(layer(x))
+    kernel = layer.filter_bank()[:, None, :]
+    expected = tf.nn.conv1d(x, kernel, stride=stride, padding=padding.upper()).numpy()
+    assert out.shape == expected.shape
+    np.testing.assert_allclose(out, expected, atol=1e-4, rtol=1e-4)
