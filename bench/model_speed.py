@@ -1,0 +1,113 @@
+"""Training and inference speed of the default model and the seed design, on random data.
+
+Usage: .venv/bin/python bench/model_speed.py [--steps 8] [--warmup 3] [--threads 2]
+                                             [--set sinc_stride=4 ...]
+
+Both models are measured in the same process, batch 64 of 2-s clips, so the ratio is fair
+even when other jobs share the CPU. Random data: this measures speed, not learning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from lcnn.config import Config  # noqa: E402
+from lcnn.model import build_model, model_flops  # noqa: E402
+
+
+def parse_value(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def measure(configs: dict[str, tuple[Config, dict]], steps: int, warmup: int) -> dict:
+    """Clips/s of training and inference for each model, timed step by step in turn.
+
+    Taking turns (model A, model B, model A, ...) exposes every model to the same
+    background load, so the ratio stays fair on a CPU shared with other jobs.
+    """
+    rng = np.random.default_rng(0)
+    runs = {}
+    for name, (cfg, overrides) in configs.items():
+        model = build_model(cfg, **overrides)
+        model.compile(optimizer="adam", loss="binary_crossentropy")
+        x = (0.1 * rng.standard_normal((cfg.batch_size, cfg.n_samples))).astype("float32")
+        y = rng.integers(0, 2, (cfg.batch_size, 1)).astype("float32")
+        train = lambda m=model, x=x, y=y: m.train_on_batch(x, y)  # noqa: E731
+        infer = lambda m=model, x=x: m.predict_on_batch(x)  # noqa: E731
+        for _ in range(warmup):
+            train(), infer()
+        runs[name] = {"model": model, "cfg": cfg, "train": train, "infer": infer,
+                      "train_s": [], "infer_s": []}
+    for _ in range(steps):
+        for run in runs.values():
+            run["train_s"].append(timed(run["train"]))
+            run["infer_s"].append(timed(run["infer"]))
+    results = {}
+    for name, run in runs.items():
+        batch = run["cfg"].batch_size
+        train, infer = np.array(run["train_s"]), np.array(run["infer_s"])
+        # The median is the typical speed; the fastest step is the least disturbed by others.
+        results[name] = {
+            "params": run["model"].count_params(),
+            "gflops": model_flops(run["model"], run["cfg"]) / 1e9,
+            "train": batch / np.median(train),
+            "train_best": batch / train.min(),
+            "infer": batch / np.median(infer),
+            "infer_best": batch / infer.min(),
+        }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="Config overrides for the default model (an ablation)")
+    args = parser.parse_args()
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    overrides = dict(item.split("=", 1) for item in args.set)
+    overrides = {k: parse_value(v) for k, v in overrides.items()}
+
+    cfg = Config()
+    configs = {"lcnn": (cfg, overrides), "seed": (Config(model="seed"), {})}
+    results = measure(configs, args.steps, args.warmup)
+    print(f"batch {cfg.batch_size} x {cfg.duration:g} s clips, {args.threads} threads, "
+          f"{args.steps} timed steps after {args.warmup} warm-up; overrides {overrides or 'none'}")
+    print("clips/s as median (fastest step)")
+    print(f"{'model':6} {'params':>8} {'train GFLOP/clip':>17} {'train clips/s':>16} "
+          f"{'infer clips/s':>18}")
+    for name, r in results.items():
+        print(f"{name:6} {r['params']:>8,} {r['gflops']:>17.3f} "
+              f"{r['train']:>7.1f} ({r['train_best']:6.1f}) "
+              f"{r['infer']:>8.1f} ({r['infer_best']:7.1f})")
+    lcnn, seed = results["lcnn"], results["seed"]
+    print(f"training speed ratio lcnn / seed: {lcnn['train'] / seed['train']:.1f}x median, "
+          f"{lcnn['train_best'] / seed['train_best']:.1f}x fastest step")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The models: a Light CNN on a learnable SincConv front end (default) and the seed's ReLU design.
+
+Both take a float32 waveform of `cfg.n_samples` samples at `cfg.sample_rate` and output one
+number per clip: the probability that the clip is FAKE.
+
+The default is designed for CPU training. Convolving 2-s clips at the full 16 kHz rate is what
+makes raw-waveform models slow on CPU, so the front end lowers the time resolution before
+anything else touches the feature maps: the sinc layer computes only every `sinc_stride`-th
+output sample, log|x| turns the band-pass outputs into log-magnitude envelopes (as a log
+spectrogram does), and max-pooling keeps the largest envelope value in each group of
+`sinc_pool` frames. With the defaults the LCNN body sees 500 frames per second, about the
+frame rate of a spectrogram with a 2 ms hop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+from keras import layers
+
+from lcnn.config import Config
+from lcnn.layers import LogEnergyPooling1D, MaxFeatureMap, ModelConfigError, SincConv1D
+
+MODELS = ("lcnn", "seed")
+
+# The LCNN body, after the ASVspoof 2021 LFCC-LCNN baseline (nii-yamagishilab) with 1-D
+# convolutions over time: (filters before MFM, kernel size, then max-pool by 2?, BatchNorm after?)
+LCNN_BLOCKS = (
+    (64, 5, True, False),
+    (64, 1, False, True),
+    (96, 3, True, True),
+    (96, 1, False, True),
+    (128, 3, True, False),
+    (128, 1, False, True),
+    (64, 3, False, True),
+    (64, 1, False, True),
+    (64, 3, True, False),
+)
+LCNN_DENSE = 160  # before MFM; the embedding has half as many features
+
+
+def build_model(cfg: Config, **overrides) -> keras.Model:
+    """Build `cfg.model` ("lcnn" or "seed"). Keyword overrides replace Config fields.
+
+    Example: `build_model(Config(), sinc_stride=1, sinc_pool=32)` for an ablation.
+    """
+    cfg = _apply_overrides(cfg, overrides)
+    if cfg.model not in MODELS:
+        raise ModelConfigError(
+            f"unknown model {cfg.model!r}; valid models: {', '.join(MODELS)}"
+        )
+    _check_front_end(cfg)
+    return build_lcnn(cfg) if cfg.model == "lcnn" else build_seed(cfg)
+
+
+def _apply_overrides(cfg: Config, overrides: dict) -> Config:
+    known = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ModelConfigError(
+            f"unknown model setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
+        )
+    return dataclasses.replace(cfg, **overrides)
+
+
+def _check_front_end(cfg: Config) -> None:
+    for name in ("sinc_filters", "sinc_kernel_size", "sinc_stride", "sinc_pool"):
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or value < 1:
+            raise ModelConfigError(f"{name} must be a positive integer, got {value!r}")
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise ModelConfigError(f"dropout must be in [0, 1), got {cfg.dropout!r}")
+    if cfg.n_samples < 1:
+        raise ModelConfigError(
+            f"a clip of {cfg.duration} s at {cfg.sample_rate} Hz has no samples"
+        )
+
+
+def _waveform_input(cfg: Config):
+    inputs = keras.Input(shape=(cfg.n_samples,), dtype="float32", name="waveform")
+    return inputs, layers.Reshape((cfg.n_samples, 1), name="to_channels")(inputs)
+
+
+def build_lcnn(cfg: Config) -> keras.Model:
+    """A Light CNN (Max-Feature-Map activations) on a strided SincConv front end.
+
+    sinc (stride) -> log|x| -> max-pool -> BatchNorm -> nine Conv1D + MFM layers with
+    BatchNorm and max-pooling where the LFCC-LCNN baseline has them -> global average and max
+    pooling -> Dense + MFM -> dropout -> sigmoid.
+    """
+    inputs, x = _waveform_input(cfg)
+    x = SincConv1D(
+        cfg.sinc_filters,
+        cfg.sinc_kernel_size,
+        sample_rate=cfg.sample_rate,
+        stride=cfg.sinc_stride,
+        name="sinc",
+    )(x)
+    x = LogEnergyPooling1D(cfg.sinc_pool, name="log_energy")(x)
+    x = layers.BatchNormalization(name="sinc_bn")(x)
+    for i, (filters, kernel, pool, norm) in enumerate(LCNN_BLOCKS, start=1):
+        x = layers.Conv1D(filters, kernel, padding="same", name=f"conv{i}")(x)
+        x = MaxFeatureMap(name=f"mfm{i}")(x)
+        if pool:
+            x = layers.MaxPooling1D(2, padding="same", name=f"pool{i}")(x)
+        if norm:
+            x = layers.BatchNormalization(name=f"bn{i}")(x)
+    # Average pooling summarises the whole clip; max pooling keeps short, local artefacts.
+    x = layers.Concatenate(name="pooled")(
+        [layers.GlobalAveragePooling1D(name="avg")(x), layers.GlobalMaxPooling1D(name="max")(x)]
+    )
+    x = layers.Dense(LCNN_DENSE, name="fc")(x)
+    x = MaxFeatureMap(name="fc_mfm")(x)
+    x = layers.Dropout(cfg.dropout, name="dropout")(x)
+    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="fake_probability")(x)
+    return keras.Model(inputs, outputs, name="lcnn")
+
+
+def build_seed(cfg: Config) -> keras.Model:
+    """The seed project's design, kept for comparison. A ReLU CNN, *not* a Light CNN.
+
+    24 sinc filters x 15 taps at full rate -> BatchNorm -> ReLU -> Conv1D 16, 32, 64
+    (kernel 3, ReLU), each with max-pool 4 and dropout 0.2 -> global average pooling ->
+    Dense 64 (ReLU) -> dropout -> sigmoid. The front-end fields of `cfg` are ignored.
+    """
+    inputs, x = _waveform_input(cfg)
+    x = SincConv1D(24, 15, sample_rate=cfg.sample_rate, name="sinc")(x)
+    x = layers.BatchNormalization(name="sinc_bn")(x)
+    x = layers.ReLU(name="sinc_relu")(x)
+    for i, filters in enumerate((16, 32, 64), start=1):
+        x = layers.Conv1D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
+        x = layers.MaxPooling1D(4, padding="same", name=f"pool{i}")(x)
+        x = layers.Dropout(0.2, name=f"dropout{i}")(x)
+    x = layers.GlobalAveragePooling1D(name="avg")(x)
+    x = layers.Dense(64, activation="relu", name="fc")(x)
+    x = layers.Dropout(cfg.dropout, name="dropout")(x)
+    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="fake_probability")(x)
+    return keras.Model(inputs, outputs, name="seed")
+
+
+def _macs_per_clip(layer, out_shape) -> int:
+    """Multiply-adds of one forward pass for one clip; 0 for layers without weights."""
+    if isinstance(layer, SincConv1D):
+        return out_shape[0] * layer.filters * layer.kernel_size
+    if isinstance(layer, layers.Conv1D):
+        in_channels = layer.input.shape[-1] // layer.groups
+        kernel = layer.kernel_size[0]
+        return out_shape[0] * layer.filters * in_channels * kernel
+    if isinstance(layer, layers.Dense):
+        positions = 1
+        for size in out_shape[:-1]:
+            positions *= size
+        return positions * layer.input.shape[-1] * layer.units
+    return 0
+
+
+def layer_costs(model: keras.Model, cfg: Config) -> list[dict]:
+    """One row per layer: name, type, output shape, parameters and cost per second of audio.
+
+    `macs_per_s` counts the multiply-adds of the layers with weights (SincConv1D, Conv1D,
+    Dense): output positions x output channels x inputs per output. Other layers (BatchNorm,
+    MFM, pooling, activations) count 0: their few operations per value are cheap to compute but
+    not to move, so `values_per_s` (output values per second of audio) shows where memory
+    traffic goes; on CPU that, more than MACs, is what made full-rate BatchNorm slow.
+    """
+    rows = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        out_shape = tuple(layer.output.shape[1:])
+        values = 1
+        for size in out_shape:
+            values *= size
+        rows.append(
+            {
+                "name": layer.name,
+                "type": type(layer).__name__,
+                "output_shape": out_shape,
+                "params": layer.count_params(),
+                "macs_per_s": _macs_per_clip(layer, out_shape) / cfg.duration,
+                "values_per_s": values / cfg.duration,
+            }
+        )
+    return rows
+
+
+def model_flops(model: keras.Model, cfg: Config) -> float:
+    """Rough training FLOPs per clip: forward MACs x 2 (a MAC is 2 FLOPs) x 3.
+
+    The factor 3 is the usual rule of thumb that the backward pass costs about twice the
+    forward pass (gradients for the inputs and for the weights).
+    """
+    forward_macs = sum(row["macs_per_s"] for row in layer_costs(model, cfg)) * cfg.duration
+    return forward_macs * 2 * 3

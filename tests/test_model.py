@@ -1,0 +1,129 @@
+"""build_model builds what it says, learns a trivial problem, and counts its costs correctly."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from lcnn.config import Config
+from lcnn.errors import LcnnError
+from lcnn.layers import MaxFeatureMap, SincConv1D
+from lcnn.model import MODELS, build_model, layer_costs, model_flops
+
+SHORT = Config(duration=0.25)  # 4,000 samples: enough for every pooling stage, quick to run
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    return build_model(Config())
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_both_models_output_one_probability_per_clip(name):
+    model = build_model(SHORT, model=name)
+    assert model.input_shape == (None, SHORT.n_samples)
+    x = np.random.default_rng(0).normal(scale=0.1, size=(3, SHORT.n_samples)).astype("float32")
+    out = np.asarray(model.predict(x, verbose=0))
+    assert out.shape == (3, 1)
+    assert np.all((out >= 0) & (out <= 1))
+
+
+def test_default_is_a_small_light_cnn(default_model):
+    assert default_model.name == "lcnn"
+    assert default_model.count_params() < 1_000_000
+    mfm = [layer for layer in default_model.layers if isinstance(layer, MaxFeatureMap)]
+    assert len(mfm) >= 9
+    sinc = default_model.get_layer("sinc")
+    cfg = Config()
+    assert isinstance(sinc, SincConv1D)
+    assert (sinc.filters, sinc.stride, sinc.sample_rate) == (cfg.sinc_filters, cfg.sinc_stride,
+                                                             16000)
+
+
+def test_seed_is_not_called_a_light_cnn():
+    model = build_model(SHORT, model="seed")
+    assert not any(isinstance(layer, MaxFeatureMap) for layer in model.layers)
+    assert model.get_layer("sinc").filters == 24
+    assert model.get_layer("sinc").kernel_size == 15
+
+
+def test_overrides_change_the_front_end():
+    model = build_model(SHORT, sinc_filters=32, sinc_stride=8, sinc_pool=2, sinc_kernel_size=64)
+    sinc = model.get_layer("sinc")
+    assert (sinc.filters, sinc.stride, sinc.kernel_size) == (32, 8, 65)
+    assert model.get_layer("sinc").output.shape[1] == SHORT.n_samples // 8
+    assert model.get_layer("log_energy").output.shape[1:] == (SHORT.n_samples // 16, 32)
+
+
+def test_sample_rate_and_duration_come_from_the_config():
+    cfg = Config(sample_rate=8000, duration=0.5)
+    model = build_model(cfg)
+    assert model.input_shape == (None, 4000)
+    assert model.get_layer("sinc").sample_rate == 8000
+    assert model.get_layer("sinc").cutoffs_hz()[1].max() == pytest.approx(4000)
+
+
+def test_unknown_model_name_lists_the_valid_ones():
+    with pytest.raises(LcnnError, match="unknown model 'resnet'.*lcnn, seed"):
+        build_model(Config(model="resnet"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [({"sinc_strid": 4}, "unknown model setting.*sinc_strid"),
+     ({"sinc_stride": 0}, "sinc_stride must be a positive integer"),
+     ({"dropout": 1.0}, r"dropout must be in \[0, 1\)")],
+)
+def test_bad_settings_are_clear_errors(overrides, message):
+    with pytest.raises(LcnnError, match=message):
+        build_model(SHORT, **overrides)
+
+
+def test_a_few_steps_learn_a_separable_problem_including_the_sinc_cutoffs():
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    n, t = 32, SHORT.n_samples
+    noise = rng.normal(scale=0.05, size=(n, t))
+    tone = 0.1 * np.sin(2 * np.pi * 5000 * np.arange(t) / SHORT.sample_rate)
+    y = np.repeat([0.0, 1.0], n // 2)[:, None].astype("float32")
+    x = (noise + y * tone).astype("float32")  # "fake" clips carry a 5 kHz tone
+    model = build_model(SHORT, dropout=0.0)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy")
+    low_before = model.get_layer("sinc").cutoffs_hz()[0]
+    losses = [float(model.train_on_batch(x, y)) for _ in range(12)]
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses
+    assert not np.allclose(model.get_layer("sinc").cutoffs_hz()[0], low_before)
+
+
+def test_default_model_round_trips_through_a_keras_file(default_model, tmp_path):
+    path = tmp_path / "model.keras"
+    default_model.save(path)
+    loaded = keras.models.load_model(path)
+    x = np.random.default_rng(1).normal(scale=0.1, size=(2, Config().n_samples)).astype("float32")
+    np.testing.assert_array_equal(default_model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+
+
+def test_conv_and_sinc_costs_match_a_hand_count(default_model):
+    cfg = Config()
+    rows = {row["name"]: row for row in layer_costs(default_model, cfg)}
+    # 2 s at 16 kHz, sinc stride 16 -> 2,000 outputs; energy pooling by 4 -> 500 frames;
+    # pool1 halves -> 250 frames reach conv2 and conv3.
+    assert rows["sinc"]["macs_per_s"] == 2000 * 64 * 129 / 2
+    assert rows["conv1"]["macs_per_s"] == 500 * 64 * 64 * 5 / 2  # 64 sinc bands in, kernel 5
+    assert rows["conv3"]["output_shape"] == (250, 96)
+    assert rows["conv3"]["macs_per_s"] == 250 * 96 * 32 * 3 / 2  # 32 channels in after MFM
+    assert rows["conv3"]["params"] == 96 * 32 * 3 + 96
+    assert rows["fc"]["macs_per_s"] == 64 * 160 / 2  # average + max pooled features in
+    assert rows["bn3"]["macs_per_s"] == 0
+    assert rows["bn3"]["values_per_s"] == 125 * 48 / 2
+    assert sum(row["params"] for row in rows.values()) == default_model.count_params()
+
+
+def test_model_flops_is_six_times_the_forward_macs(default_model):
+    cfg = Config()
+    macs = sum(row["macs_per_s"] for row in layer_costs(default_model, cfg)) * cfg.duration
+    assert model_flops(default_model, cfg) == pytest.approx(6 * macs)
+    seed = build_model(Config(model="seed"))
+    # The seed's full-rate convolutions cost more per clip than the whole default model.
+    assert model_flops(seed, cfg) > model_flops(default_model, cfg)
