@@ -1,0 +1,118 @@
+"""The committed demo corpus data/demo/: layout, format, metadata, splits, and no shortcuts."""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from sklearn.metrics import roc_auc_score
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "data" / "demo"
+SPLITS = ("training", "validation", "testing")
+sys.path.insert(0, str(ROOT / "tools"))
+from demo_corpus import cues  # noqa: E402  (the builder's cue functions: numpy/scipy only)
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict[str, str]]:
+    with open(DEMO / "metadata.csv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def measured(rows) -> list[dict[str, float]]:
+    return [cues.measure_file(DEMO / r["file"]) for r in rows]
+
+
+def test_layout_and_format():
+    wavs = sorted(DEMO.glob("*/*/*.wav"))
+    assert wavs, "no clips under data/demo"
+    assert {p.parent.parent.name for p in wavs} == set(SPLITS)
+    assert {p.parent.name for p in wavs} == {"real", "fake"}
+    for path in wavs:
+        info = sf.info(str(path))
+        where = path.relative_to(DEMO)
+        assert (info.format, info.subtype) == ("WAV", "PCM_16"), where
+        assert (info.samplerate, info.channels, info.frames) == (16000, 1, 32000), where
+    total = sum(p.stat().st_size for p in DEMO.rglob("*") if p.is_file())
+    assert total <= 40 * 1024 * 1024
+
+
+def test_counts_are_balanced_and_large_enough(rows):
+    n = defaultdict(int)
+    for r in rows:
+        n[(r["split"], r["label"])] += 1
+    for split in SPLITS:
+        real, fake = n[(split, "real")], n[(split, "fake")]
+        assert real >= 30 and fake >= 30, (split, real, fake)
+        assert abs(real - fake) <= 0.1 * (real + fake), (split, real, fake)
+    assert n[("training", "real")] > n[("testing", "real")] >= n[("validation", "real")] - 10
+
+
+def test_metadata_matches_files_on_disk(rows):
+    on_disk = {p.relative_to(DEMO).as_posix() for p in DEMO.glob("*/*/*.wav")}
+    listed = [r["file"] for r in rows]
+    assert len(listed) == len(set(listed)), "a file is listed twice"
+    assert set(listed) == on_disk
+    for r in rows:
+        split, label, _ = r["file"].split("/")
+        assert (r["split"], r["label"]) == (split, label), r["file"]
+        assert (r["attack"] == "bonafide") == (label == "real"), r["file"]
+        for column in ("source", "speaker", "text_id", "recording", "licence"):
+            assert r[column], (r["file"], column)
+
+
+def test_attack_families_and_unseen_attack(rows):
+    splits_of = defaultdict(set)
+    for r in rows:
+        if r["label"] == "fake":
+            splits_of[r["attack"]].add(r["split"])
+    assert len(splits_of) >= 4, sorted(splits_of)
+    unseen = [a for a, s in splits_of.items() if s == {"testing"}]
+    assert unseen, "no attack family appears only in testing"
+    card = (DEMO / "README.md").read_text(encoding="utf-8")
+    assert all(a in card for a in unseen)
+    assert "CC-BY-SA-3.0" in card
+
+
+@pytest.mark.parametrize("column", ["text_id", "recording", "text"])
+def test_nothing_is_shared_between_splits(rows, column):
+    splits_of = defaultdict(set)
+    for r in rows:
+        if r[column]:
+            key = " ".join(re.findall(r"[a-z0-9']+", r[column].lower()))
+            splits_of[key].add(r["split"])
+    shared = {k: s for k, s in splits_of.items() if len(s) > 1}
+    assert not shared, f"{column} in several splits: {sorted(shared)[:5]}"
+
+
+def test_simple_cues_do_not_separate_the_classes(rows, measured):
+    """A logistic regression on level, silence, DC and roll-off cues must stay near chance."""
+    train = [i for i, r in enumerate(rows) if r["split"] == "training"]
+    test = [i for i, r in enumerate(rows) if r["split"] == "testing"]
+    label = [int(r["label"] == "fake") for r in rows]
+    auc = cues.cue_auc([measured[i] for i in train], [label[i] for i in train],
+                       [measured[i] for i in test], [label[i] for i in test])
+    assert auc <= 0.60, f"cue classifier ROC-AUC {auc:.3f} on testing: the corpus has a shortcut"
+
+
+@pytest.mark.parametrize("cue", [c for c in cues.CUES if c != "duration_s"])
+def test_no_single_cue_separates_the_classes(rows, measured, cue):
+    """Each cue alone, used as a score over all clips, stays near chance in either direction."""
+    label = [int(r["label"] == "fake") for r in rows]
+    auc = roc_auc_score(label, [m[cue] for m in measured])
+    assert 0.30 <= auc <= 0.70, f"{cue} alone gives ROC-AUC {auc:.3f}"
+
+
+def test_every_clip_has_the_same_length_and_level(measured):
+    assert {m["duration_s"] for m in measured} == {2.0}
+    rms = np.array([m["rms_dbfs"] for m in measured])
+    assert np.all(np.abs(rms - np.median(rms)) < 0.5)
+    assert np.all(np.abs([m["dc_offset"] for m in measured]) < 1e-3)
