@@ -17,11 +17,12 @@ class Config:
     duration: float = 2.0  # seconds per clip, as in FoR for-2sec
     # model
     model: str = "lcnn"  # "lcnn" (default) or "seed" (the seed's ReLU design)
-    # front end of "lcnn" (see lcnn/model.py): learnable sinc filters, then log energy per frame
+    # front end of "lcnn" (see lcnn/model.py): learnable sinc filters, then band energy per frame
     sinc_filters: int = 64
     sinc_kernel_size: int = 129  # taps (odd; even values are bumped by one)
     sinc_stride: int = 16  # the sinc layer only computes every 16th output sample
     sinc_pool: int = 4  # sinc outputs per frame; 16 kHz / (16 * 4) = 250 frames/s
+    sinc_log: bool = False  # True: log energies instead of RMS (worse on the demo corpus)
     dropout: float = 0.5  # before the output layer
     # training
     epochs: int = 15

@@ -224,31 +224,32 @@ class MaxFeatureMap(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="lcnn")
-class LogEnergyPooling1D(keras.layers.Layer):
-    """log(mean of x^2 over non-overlapping groups of `pool_size` frames + eps).
+class EnergyPooling1D(keras.layers.Layer):
+    """Band envelopes: the RMS of each group of `pool_size` frames, sqrt(mean(x^2) + eps).
 
-    Used right after SincConv1D, it turns band-pass outputs into log band energies per frame,
-    as a log spectrogram does: the pooling lowers the frame rate, and the log makes a change
-    of loudness an additive offset that BatchNorm can absorb. `[batch, time, channels]` ->
-    `[batch, ceil(time / pool_size), channels]`. When time is not a multiple of pool_size,
-    TensorFlow's "same" pooling spreads the shortfall over both ends and averages the
-    shorter end groups over the frames they have.
+    Used right after SincConv1D, it turns band-pass outputs into band energies per frame, as a
+    spectrogram does, and lowers the frame rate. With `log=True` it gives log(mean(x^2) + eps)
+    instead, a log spectrogram's compression. `eps` keeps digital silence finite (and its
+    gradient). `[batch, time, channels]` -> `[batch, ceil(time / pool_size), channels]`; when
+    time is not a multiple of pool_size, TensorFlow's "same" pooling spreads the shortfall
+    over both ends and averages the shorter end groups over the frames they have.
     """
 
-    def __init__(self, pool_size: int = 4, eps: float = 1e-6, **kwargs):
+    def __init__(self, pool_size: int = 4, log: bool = False, eps: float = 1e-8, **kwargs):
         super().__init__(**kwargs)
         if int(pool_size) < 1 or float(eps) <= 0:
             raise ModelConfigError(
-                f"LogEnergyPooling1D: pool_size must be >= 1 and eps > 0, got {pool_size}, {eps}"
+                f"EnergyPooling1D: pool_size must be >= 1 and eps > 0, got {pool_size}, {eps}"
             )
         self.pool_size = int(pool_size)
+        self.log = bool(log)
         self.eps = float(eps)
 
     def call(self, inputs):
         power = ops.square(inputs)
         if self.pool_size > 1:
             power = ops.average_pool(power, self.pool_size, self.pool_size, padding="same")
-        return ops.log(power + self.eps)
+        return ops.log(power + self.eps) if self.log else ops.sqrt(power + self.eps)
 
     def compute_output_shape(self, input_shape):
         length = input_shape[1]
@@ -258,5 +259,5 @@ class LogEnergyPooling1D(keras.layers.Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update(pool_size=self.pool_size, eps=self.eps)
+        config.update(pool_size=self.pool_size, log=self.log, eps=self.eps)
         return config

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from lcnn.errors import LcnnError
-from lcnn.layers import LogEnergyPooling1D, MaxFeatureMap, SincConv1D, hz_to_mel
+from lcnn.layers import EnergyPooling1D, MaxFeatureMap, SincConv1D, hz_to_mel
 
 FS = 16000
 
@@ -151,7 +151,7 @@ def test_keras_file_round_trip_gives_identical_outputs(tmp_path):
     inputs = keras.Input((800,))
     x = keras.layers.Reshape((800, 1))(inputs)
     x = SincConv1D(8, 63, sample_rate=8000, stride=4, name="sinc")(x)
-    x = LogEnergyPooling1D(3)(x)
+    x = EnergyPooling1D(3, log=True)(x)
     x = MaxFeatureMap()(x)
     model = keras.Model(inputs, x)
     # Move the cut-offs away from their initial values so loading must restore them.
@@ -185,23 +185,33 @@ def test_max_feature_map_rejects_odd_channels():
         MaxFeatureMap().build((None, 10, 5))
 
 
-def test_log_energy_pooling_matches_numpy():
+@pytest.mark.parametrize("log", [False, True])
+def test_energy_pooling_matches_numpy(log):
     x = np.random.default_rng(5).normal(size=(2, 10, 3)).astype("float32")
-    out = np.asarray(LogEnergyPooling1D(4, eps=1e-6)(x))
+
+    def expected_from(power):
+        return np.log(power + 1e-6) if log else np.sqrt(power + 1e-6)
+
+    whole = np.asarray(EnergyPooling1D(5, log=log, eps=1e-6)(x))
+    power = np.stack([np.mean(x[:, i : i + 5] ** 2, axis=1) for i in (0, 5)], axis=1)
+    np.testing.assert_allclose(whole, expected_from(power), rtol=1e-5, atol=1e-6)
+    out = np.asarray(EnergyPooling1D(4, log=log, eps=1e-6)(x))
     assert out.shape == (2, 3, 3)  # ceil(10 / 4) frames
-    whole = np.asarray(LogEnergyPooling1D(5, eps=1e-6)(x))
-    expected = np.stack([np.log(np.mean(x[:, i : i + 5] ** 2, axis=1) + 1e-6) for i in (0, 5)], 1)
-    np.testing.assert_allclose(whole, expected, rtol=1e-5, atol=1e-5)
     # TensorFlow's "same" pooling: 2 frames short, so one is padded on each side, and padding
     # does not count in a mean.
     groups = [x[:, 0:3], x[:, 3:7], x[:, 7:10]]
-    expected = np.stack([np.log(np.mean(g**2, axis=1) + 1e-6) for g in groups], axis=1)
-    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    power = np.stack([np.mean(g**2, axis=1) for g in groups], axis=1)
+    np.testing.assert_allclose(out, expected_from(power), rtol=1e-5, atol=1e-6)
 
 
-def test_log_energy_of_silence_is_finite():
-    out = np.asarray(LogEnergyPooling1D(2, eps=1e-6)(np.zeros((1, 4, 2), dtype="float32")))
-    np.testing.assert_allclose(out, np.log(1e-6), rtol=1e-6)
+def test_energy_of_silence_is_finite_with_finite_gradient():
+    silence = tf.zeros((1, 4, 2))
+    for layer in (EnergyPooling1D(2), EnergyPooling1D(2, log=True)):
+        with tf.GradientTape() as tape:
+            tape.watch(silence)
+            out = layer(silence)
+        assert np.isfinite(out.numpy()).all()
+        assert np.isfinite(tape.gradient(out, silence).numpy()).all()
 
 
 

@@ -53,7 +53,7 @@ def test_overrides_change_the_front_end():
     sinc = model.get_layer("sinc")
     assert (sinc.filters, sinc.stride, sinc.kernel_size) == (32, 8, 65)
     assert model.get_layer("sinc").output.shape[1] == SHORT.n_samples // 8
-    assert model.get_layer("log_energy").output.shape[1:] == (SHORT.n_samples // 16, 32)
+    assert model.get_layer("energy").output.shape[1:] == (SHORT.n_samples // 16, 32)
 
 
 def test_sample_rate_and_duration_come_from_the_config():
