@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("name", help="for-2sec, for-norm, for-rerec or for-original")
     d.add_argument("--dest", default="data", help="folder to download and extract into")
     d.add_argument("--url", help="another address for the archive (a mirror)")
-    d.add_argument("--force", action="store_true", 
+    d.add_argument("--force", action="store_true",
                    help="download and extract again, replacing the existing copy")
     d.set_defaults(func=cmd_download)
     return p
