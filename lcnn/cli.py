@@ -34,7 +34,7 @@ def cmd_train(args) -> int:
     run_dir = Path(args.run_dir or f"runs/{args.model}")
     if args.resume:
         cfg = runs.load_config(run_dir)
-        data_path = args.data_path or runs.read_json(run_dir / runs.CONFIG)["data_path"]
+        data_path = args.data_path or runs.data_path(run_dir)
     else:
         if not args.data_path:
             raise LcnnError("train: --data_path is required (or --resume with --run_dir)")

@@ -158,7 +158,7 @@ def find_splits(root: str | Path) -> dict[str, Path]:
     return splits
 
 
-def _audio_files(folder: Path) -> list[Path]:
+def audio_files(folder: Path) -> list[Path]:
     """Audio files under `folder` (recursively, sorted), skipping hidden files like ._x.wav."""
     return sorted(
         path
@@ -179,7 +179,7 @@ def list_files(root: str | Path, split: str) -> tuple[list[Path], np.ndarray]:
     files: list[Path] = []
     labels: list[int] = []
     for cls, folder in class_folders(splits[name]).items():
-        found_files = _audio_files(folder)
+        found_files = audio_files(folder)
         if not found_files:
             raise LayoutError(f"{folder}: no audio files (looked for {' '.join(AUDIO_SUFFIXES)})")
         files += found_files

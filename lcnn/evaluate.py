@@ -48,7 +48,7 @@ def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: st
     cfg = runs.load_config(run_dir)
     set_threads(cfg.threads)
     if data_path is None:
-        data_path = runs.read_json(run_dir / runs.CONFIG).get("data_path")
+        data_path = runs.data_path(run_dir)
     model = runs.load_model(run_dir)
     clips = data.load_split(data_path, split, cfg, cache_dir=cache_dir, skip_bad=skip_bad)
     scores = predict_scores(model, data.make_dataset(clips, cfg, training=False))

@@ -16,10 +16,10 @@ import numpy as np
 
 from lcnn.audio import fix_length, load_audio, sliding_windows
 from lcnn.config import Config
+from lcnn.data import audio_files
 from lcnn.errors import AudioError, LcnnError
 
 Scorer = Callable[[np.ndarray], np.ndarray]  # [windows, n_samples] -> [windows] p(fake)
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 
 
 @dataclass
@@ -45,8 +45,7 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES
-                          and f.is_file())
+            out += audio_files(p)
         else:
             out.append(p)  # a missing file is reported when it is read
     return out

@@ -104,6 +104,11 @@ def load_config(run_dir: Path) -> Config:
     return Config.from_json(path)
 
 
+def data_path(run_dir: Path) -> str:
+    """The dataset a run was trained on."""
+    return read_json(Path(run_dir) / CONFIG)["data_path"]
+
+
 def load_model(run_dir: Path, which: str = BEST):
     """Load the best (or last) model of a run, with a clear error if there is none."""
     import keras
