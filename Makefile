@@ -35,5 +35,11 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	$(PY) bench/run.py
 
+# Learners never need this: data/demo is committed. Needs the Debian packages that
+# tools/demo_corpus/prereqs.py lists (it prints the apt-get line when one is missing).
+demo-corpus: $(STAMP)
+	$(PY) -m pip install --quiet -r tools/requirements-corpus.txt
+	$(PY) tools/build_demo_corpus.py
+
 clean:
 	rm -rf .venv .pytest_cache runs
