@@ -1,0 +1,161 @@
+"""Export a trained run to TensorFlow Lite, and score audio with the exported file.
+
+    python -m lcnn export --run_dir RUN [--int8]      -> RUN/model.tflite or RUN/model-int8.tflite
+    python -m lcnn predict --run_dir RUN --tflite RUN/model-int8.tflite clip.wav
+
+Keras 3 models do not convert with `TFLiteConverter.from_keras_model`, so the model is first
+exported as a TensorFlow SavedModel (`model.export`) and converted from there. `int8=True`
+applies dynamic-range quantisation (`tf.lite.Optimize.DEFAULT` without a representative
+dataset): weights are stored as int8 and activations stay float, so no calibration data is
+needed. The SincConv filters are computed from their cut-offs when the graph is frozen, so
+the exported file holds them as ordinary convolution weights.
+
+The interpreter is TensorFlow's own `tf.lite.Interpreter`: in TF 2.21 it still works (with a
+deprecation notice pointing to the `ai_edge_litert` package), and it needs no extra
+dependency. If a later TensorFlow removes it, `ai_edge_litert` is used when installed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lcnn import runs
+from lcnn.errors import LcnnError
+
+if TYPE_CHECKING:  # lcnn.predict imports TensorFlow; a missing run should fail without it
+    from lcnn.predict import Scorer
+
+FLOAT_NAME, INT8_NAME = "model.tflite", "model-int8.tflite"
+
+
+class ExportError(LcnnError):
+    """A model that cannot be exported, or a .tflite file that cannot be used."""
+
+
+def default_path(run_dir: str | Path, int8: bool = False) -> Path:
+    """Where `export_tflite` writes by default: <run_dir>/model.tflite or model-int8.tflite."""
+    return Path(run_dir) / (INT8_NAME if int8 else FLOAT_NAME)
+
+
+def convert_model(model, int8: bool = False) -> bytes:
+    """A Keras model as TFLite flatbuffer bytes (float32, or dynamic-range int8 weights)."""
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory(prefix="lcnn-export-") as tmp:
+        saved = Path(tmp) / "saved_model"
+        model.export(str(saved), format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+        if int8:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        try:
+            return converter.convert()
+        except Exception as e:  # the converter's errors are long MLIR dumps; keep the first line
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ExportError(f"TFLite conversion failed: {first}") from None
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write bytes via a temporary file in the same folder, then os.replace."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def export_tflite(run_dir: str | Path, int8: bool = False, out: str | Path | None = None) -> Path:
+    """Export the run's best model to TFLite and return the written file's path.
+
+    Writes <run_dir>/model.tflite (float32) or model-int8.tflite (`int8=True`) unless `out`
+    names another file. Raises a RunError (an LcnnError) if the run has no trained model.
+    """
+    from lcnn.train import set_threads
+
+    run_dir = Path(run_dir)
+    cfg = runs.load_config(run_dir)
+    set_threads(cfg.threads)
+    model = runs.load_model(run_dir)
+    path = Path(out) if out else default_path(run_dir, int8)
+    if path.is_dir():
+        raise ExportError(f"{path}: is a folder; --out must name a file such as model.tflite")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"{path.parent}: cannot create the output folder ({e.strerror})") \
+            from None
+    _atomic_write_bytes(path, convert_model(model, int8=int8))
+    return path
+
+
+def _interpreter_class():
+    """TensorFlow's TFLite interpreter, or LiteRT's where TensorFlow no longer has one."""
+    import tensorflow as tf
+
+    interpreter = getattr(getattr(tf, "lite", None), "Interpreter", None)
+    if interpreter is not None:
+        return interpreter
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        raise ExportError(
+            "this TensorFlow has no TFLite interpreter; pip install ai-edge-litert"
+        ) from None
+    return Interpreter
+
+
+def load_interpreter(path: str | Path, threads: int | None = None):
+    """A TFLite interpreter for the file at `path`, with a clear error for a bad file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: no such TFLite file; create one with "
+                          "`python -m lcnn export --run_dir RUN`")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TF 2.21's deprecation notice, printed on every load
+        try:
+            interpreter = _interpreter_class()(model_path=str(path), num_threads=threads)
+        except ValueError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else "unreadable"
+            raise ExportError(f"{path}: not a usable TFLite model ({first})") from None
+    inputs = interpreter.get_input_details()
+    if len(inputs) != 1 or len(inputs[0]["shape"]) != 2:
+        raise ExportError(f"{path}: expected one waveform input [batch, samples], got "
+                          f"{[tuple(d['shape']) for d in inputs]}")
+    return interpreter
+
+
+def tflite_scorer(path: str | Path, threads: int | None = None) -> Scorer:
+    """A Scorer ([windows, n_samples] float32 -> [windows] p(fake)) backed by a .tflite file.
+
+    The batch dimension is resized to the number of windows when it changes, so one call
+    scores a whole file. `threads` defaults to the interpreter's choice.
+    """
+    interpreter = load_interpreter(path, threads)
+    inp = interpreter.get_input_details()[0]
+    out_index = interpreter.get_output_details()[0]["index"]
+    n_samples = int(inp["shape"][1])
+    shape = [None]  # batch size the tensors are currently allocated for
+
+    def score(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != n_samples:
+            raise ExportError(f"{path}: the model takes windows of {n_samples} samples, "
+                              f"got an array of shape {x.shape}")
+        if shape[0] != len(x):
+            interpreter.resize_tensor_input(inp["index"], [len(x), n_samples])
+            interpreter.allocate_tensors()
+            shape[0] = len(x)
+        interpreter.set_tensor(inp["index"], x)
+        interpreter.invoke()
+        return np.array(interpreter.get_tensor(out_index)).reshape(-1)
+
+    return score

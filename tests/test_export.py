@@ -1,0 +1,180 @@
+"""TFLite export: float and int8 files score like the Keras model, through the API and the CLI."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from lcnn import runs
+from lcnn.audio import load_audio
+from lcnn.config import Config
+from lcnn.errors import LcnnError
+from lcnn.export import ExportError, export_tflite, tflite_scorer
+from lcnn.predict import clip_windows
+
+# A short clip keeps export and scoring fast; the layers are the default model's.
+CFG = Config(duration=0.5, sinc_filters=16, threads=2)
+FLOAT_TOL = 1e-4
+# Dynamic-range int8 quantises the weights and, inside each convolution, the activations, so
+# errors add up over the layers: on this model scores moved by 0.02 on average, 0.05 at most.
+INT8_TOL = 0.1  # largest difference allowed in any probability
+INT8_MEAN_TOL = 0.03  # mean absolute difference allowed
+
+
+def _signals(n: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noise (label 0) and harmonic tones (label 1): easy to tell apart after a few steps."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / CFG.sample_rate
+    x, y = [], []
+    for i in range(count):
+        if i % 2:
+            f0 = rng.uniform(100, 300)
+            clip = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 8))
+        else:
+            clip = rng.standard_normal(n)
+        x.append(0.3 * clip / np.max(np.abs(clip)))
+        y.append(i % 2)
+    return np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run([sys.executable, "-m", "lcnn", *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def _spread_scores(model, x: np.ndarray) -> None:
+    """Rescale the output layer so the scores of `x` spread around 0.5 (logit std 2).
+
+    A freshly initialised model scores every clip about 0.5, which would make the comparison
+    with TFLite trivially pass; training it would cost more time than this test is worth.
+    """
+    layer = model.get_layer("fake_probability")
+    kernel, bias = layer.get_weights()
+    p = np.clip(np.asarray(model.predict_on_batch(x), dtype=np.float64).ravel(), 1e-6, 1 - 1e-6)
+    logits = np.log(p / (1 - p)) - bias[0]  # the part that the kernel contributes
+    scale = 2.0 / max(float(np.std(logits)), 1e-6)
+    layer.set_weights([kernel * scale, -scale * np.mean(logits, keepdims=True).astype("float32")])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run folder holding the default model at random init, its scores spread out."""
+    import keras
+
+    from lcnn.model import build_model
+    from lcnn.train import set_threads
+
+    set_threads(2)
+    keras.utils.set_random_seed(0)
+    folder = tmp_path_factory.mktemp("run")
+    model = build_model(CFG)
+    x, _ = _signals(CFG.n_samples, 16, seed=0)
+    for _ in range(3):  # BatchNorm statistics of real-looking input, not the initial 0 / 1
+        model(x, training=True)
+    _spread_scores(model, x)
+    runs.write_json(folder / runs.CONFIG, {**dataclasses.asdict(CFG), "data_path": "unused"})
+    runs.atomic_save_model(model, folder / runs.BEST)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir, tmp_path_factory):
+    """Float through the API (to an --out path), int8 through the CLI (default path)."""
+    out = tmp_path_factory.mktemp("out") / "sub" / "float.tflite"
+    r = _cli("export", "--run_dir", run_dir, "--int8")
+    assert r.returncode == 0, r.stderr
+    int8 = run_dir / "model-int8.tflite"
+    assert f"wrote {int8}" in r.stdout
+    return {"float": export_tflite(run_dir, out=out), "int8": int8}
+
+
+@pytest.fixture(scope="module")
+def keras_scores(run_dir):
+    x, _ = _signals(CFG.n_samples, 12, seed=1)
+    model = runs.load_model(run_dir)
+    return x, np.asarray(model.predict_on_batch(x)).reshape(-1)
+
+
+def test_paths_and_sizes(run_dir, exported):
+    assert exported["float"].name == "float.tflite" and exported["float"].parent.name == "sub"
+    assert exported["int8"].parent == run_dir
+    # int8 weights take a quarter of the space of float32 ones (plus graph overhead)
+    assert exported["int8"].stat().st_size < 0.5 * exported["float"].stat().st_size
+    assert not list(run_dir.glob(".*.tmp")), "temporary files left behind"
+
+
+def test_float_matches_keras(exported, keras_scores):
+    x, expected = keras_scores
+    assert np.std(expected) > 0.01, "the test model's scores should differ between clips"
+    got = tflite_scorer(exported["float"])(x)
+    np.testing.assert_allclose(got, expected, atol=FLOAT_TOL)
+
+
+def test_int8_close_to_keras(exported, keras_scores):
+    x, expected = keras_scores
+    got = tflite_scorer(exported["int8"])(x)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=INT8_TOL)
+    assert np.mean(np.abs(got - expected)) < INT8_MEAN_TOL
+    assert not np.allclose(got, expected, atol=1e-6), "int8 should not be bit-exact with float"
+
+
+def test_scorer_resizes_batch(exported, keras_scores):
+    x, expected = keras_scores
+    score = tflite_scorer(exported["float"])
+    one_at_a_time = np.concatenate([score(row[None]) for row in x[:3]])
+    np.testing.assert_allclose(one_at_a_time, expected[:3], atol=FLOAT_TOL)
+    np.testing.assert_allclose(score(x), expected, atol=FLOAT_TOL)  # back to a batch
+
+
+def test_scorer_rejects_wrong_window_length(exported):
+    score = tflite_scorer(exported["float"])
+    with pytest.raises(ExportError, match=f"windows of {CFG.n_samples} samples"):
+        score(np.zeros((2, CFG.n_samples + 1), dtype=np.float32))
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(LcnnError, match="run folder|not a run folder"):
+        export_tflite(tmp_path / "nope")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    runs.write_json(empty / runs.CONFIG, {**dataclasses.asdict(CFG), "data_path": "x"})
+    with pytest.raises(LcnnError, match="no trained model"):
+        export_tflite(empty)
+
+
+def test_bad_tflite_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ExportError, match="no such TFLite file"):
+        tflite_scorer(tmp_path / "missing.tflite")
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"not a flatbuffer" * 8)
+    with pytest.raises(ExportError, match="junk.tflite"):
+        tflite_scorer(junk)
+
+
+def test_cli_predict_with_tflite(run_dir, exported, tmp_path):
+    x, _ = _signals(CFG.n_samples, 2, seed=2)
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, x[1], CFG.sample_rate, subtype="FLOAT")
+    r = _cli("predict", "--run_dir", run_dir, "--tflite", exported["int8"], "--json", wav)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    # the same file scored in this process by the Keras model
+    windows = clip_windows(load_audio(wav, CFG.sample_rate), CFG)
+    expected = float(np.mean(runs.load_model(run_dir).predict_on_batch(windows)))
+    assert got["windows"] == len(windows)
+    assert abs(got["score"] - expected) < INT8_TOL
+
+
+def test_cli_missing_run_is_one_line(tmp_path):
+    r = _cli("export", "--run_dir", tmp_path / "no-run")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "lcnn export: error:" in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
