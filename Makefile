@@ -22,7 +22,7 @@ course: $(STAMP)
 	      --ExecutePreprocessor.timeout=1800 $$nb || exit 1; \
 	  done; \
 	else \
-	  $(PY) -m lcnn train --data_path data/demo --run_dir runs/demo --epochs 15 --batch_size 64 && \
+	  $(PY) -m lcnn train --data_path data/demo --run_dir runs/demo && \
 	  $(PY) -m lcnn evaluate --run_dir runs/demo --data_path data/demo --split testing; \
 	fi
 

@@ -24,6 +24,8 @@ def _config_from_args(args) -> Config:
                  patience=args.patience)
     if args.no_augment:
         cfg.augment_noise = cfg.augment_shift = cfg.augment_gain = False
+    if args.noise:
+        cfg.augment_noise = True
     return cfg
 
 
@@ -115,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data_path", help="folder with training/ and validation/ (real/, fake/)")
     t.add_argument("--run_dir", help="where the run is written (default runs/<model>)")
     t.add_argument("--model", default="lcnn", help="lcnn (default) or seed")
-    t.add_argument("--epochs", type=int, default=15)
+    t.add_argument("--epochs", type=int, default=Config.epochs)
     t.add_argument("--batch_size", type=int, default=64)
     t.add_argument("--learning_rate", type=float, default=Config.learning_rate)
     t.add_argument("--patience", type=int, default=Config.patience,
@@ -123,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=Config.seed)
     t.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
     t.add_argument("--no_augment", action="store_true", help="switch off all augmentation")
+    t.add_argument("--noise", action="store_true",
+                   help="add white noise at 10-40 dB SNR when training (off by default)")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --run_dir with its saved settings")
     t.add_argument("--overwrite", action="store_true", help="delete --run_dir and start over")
