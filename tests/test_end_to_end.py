@@ -66,8 +66,9 @@ def test_train_evaluate_predict(tiny_data, tmp_path):
     assert metrics["n_real"] == 8 and metrics["n_fake"] == 8
     for key in ("eer", "eer_threshold", "accuracy", "precision", "recall", "f1", "roc_auc"):
         assert 0.0 <= metrics[key] <= 1.0
-    # the reported EER is the one its own score file gives (3 epochs are too few to assert
-    # learning on this toy set with the current model; see the session note)
+    # it learned: the toy classes separate within 3 epochs (seeds 1-3 and 42 all reach EER 0)
+    assert metrics["eer"] <= 0.25 and metrics["roc_auc"] >= 0.85
+    # and the reported EER is the one its own score file gives
     from lcnn.metrics import compute_eer
 
     rows = [line.split("\t") for line in (run / "scores-testing.tsv").read_text().splitlines()[1:]]
