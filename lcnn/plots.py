@@ -294,6 +294,6 @@ def filter_responses(taps, sample_rate: int, init_taps=None, max_filters: int = 
     title = "Sinc filter responses" + (" (dashed: initial)" if init_taps is not None else "")
     ax.set(xlabel="frequency (Hz)", ylabel="gain relative to peak (dB)",
            xlim=(0, sample_rate / 2), ylim=(-60, 3), title=title)
-    ax.legend(fontsize="x-small", ncol=4, loc="lower center")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.grid(alpha=0.3)
     return _finish(fig, path)
