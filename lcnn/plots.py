@@ -82,7 +82,7 @@ def learning_curves(history_rows: Sequence[dict], path: str | Path | None = None
                     label="training accuracy")
         ax_acc.set(ylabel="accuracy", ylim=(0, 1))
         lines = ax_loss.get_lines() + ax_acc.get_lines()
-        ax_loss.legend(lines, [line.get_label() for line in lines], loc="best")
+        ax_loss.legend(lines, [line.get_label() for line in lines], loc="center right")
     eer = [100 * r["val_eer"] for r in history_rows]
     best = int(np.argmin(eer))
     ax_eer.plot(epochs, eer, "o-", color="tab:red", label="validation EER")
