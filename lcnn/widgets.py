@@ -85,7 +85,7 @@ def spectrogram_db(x: np.ndarray, sample_rate: int, window_s: float = 0.025,
 
 def clip_figure(clips: list[tuple[str, np.ndarray]], sample_rate: int) -> Figure:
     """One column per (title, waveform): the waveform above its spectrogram (same colour scale)."""
-    fig = Figure(figsize=(5.2 * len(clips), 4.4), dpi=110, layout="constrained")
+    fig = Figure(figsize=(min(5.2 * len(clips), 12.0), 4.4), dpi=110, layout="constrained")
     axes = fig.subplots(2, len(clips), squeeze=False, sharex="col", height_ratios=[1, 1.6])
     for col, (title, x) in enumerate(clips):
         t = np.arange(len(x)) / sample_rate
@@ -94,7 +94,7 @@ def clip_figure(clips: list[tuple[str, np.ndarray]], sample_rate: int) -> Figure
         wave.set(title=title, ylabel="amplitude", ylim=(-1, 1) if np.abs(x).max() > 0.5 else None)
         times, freqs, db = spectrogram_db(x, sample_rate)
         image = spec.pcolormesh(times, freqs / 1000, db, vmin=-100, vmax=-20, cmap="magma",
-                                shading="auto")  # fmt: skip
+                                shading="auto", rasterized=True)  # fmt: skip
         spec.set(xlabel="time (s)", ylabel="frequency (kHz)")
     fig.colorbar(image, ax=axes[1, :].tolist(), label="dB re full scale", shrink=0.9)
     return fig
