@@ -5,7 +5,7 @@ PY      := .venv/bin/python
 STAMP   := .venv/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: course test lint bench demo-corpus clean
+.PHONY: course test lint bench ablation demo-corpus clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -34,6 +34,9 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+ablation: $(STAMP)
+	$(PY) bench/ablation.py
 
 # Learners never need this: data/demo is committed. Needs the Debian packages that
 # tools/demo_corpus/prereqs.py lists (it prints the apt-get line when one is missing).
