@@ -174,7 +174,9 @@ def train(data_path: str | Path, run_dir: str | Path, cfg: Config, *, overwrite:
     keeper = _make_keeper(run_dir, val_ds, val_clips, state, cfg.patience)
     start = state["epoch"]
     if start < cfg.epochs and not state.get("stopped_early"):
+        # shuffle=False: the dataset shuffles itself (Keras warns when asked to do it again)
         model.fit(train_ds, epochs=cfg.epochs, initial_epoch=start, class_weight=weights,
+                  shuffle=False,
                   callbacks=[keeper], verbose=verbose)
     state["finished"] = True
     # throughput of the training passes only (validation excluded), over this session's epochs
