@@ -13,24 +13,32 @@ from lcnn.metrics import eer_by_group, summarize
 METADATA = "metadata.csv"
 
 
+def read_metadata(data_path: str | Path) -> dict[str, dict[str, str]]:
+    """Rows of <data_path>/metadata.csv keyed by the `file` column (a path relative to
+    data_path). Empty when there is no such file or it has no `file` column (e.g. FoR)."""
+    path = Path(data_path) / METADATA
+    if not path.exists():
+        return {}
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "file" not in rows[0]:
+        return {}
+    return {Path(row["file"]).as_posix(): row for row in rows}
+
+
 def read_attacks(data_path: Path, files: list[Path]) -> np.ndarray | None:
     """Attack family of each file from <data_path>/metadata.csv (columns file, attack), if any.
 
     The demo corpus ships such a file; FoR does not, and then this returns None.
     """
-    path = Path(data_path) / METADATA
-    if not path.exists():
+    rows = read_metadata(data_path)
+    if not rows or "attack" not in next(iter(rows.values())):
         return None
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or "file" not in rows[0] or "attack" not in rows[0]:
-        return None
-    by_file = {str(Path(r["file"])): r["attack"] for r in rows}
     root = Path(data_path).resolve()
-    keys = [str(Path(f).resolve().relative_to(root)) for f in files]
-    if not all(k in by_file for k in keys):
+    keys = [Path(f).resolve().relative_to(root).as_posix() for f in files]
+    if not all(k in rows for k in keys):
         return None  # metadata does not describe this folder; don't guess
-    return np.array([by_file[k] for k in keys])
+    return np.array([rows[k]["attack"] for k in keys])
 
 
 def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: str = "testing",

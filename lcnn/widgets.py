@@ -11,7 +11,6 @@ controls and check what is shown without a browser.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from pathlib import Path
 
@@ -25,25 +24,12 @@ from lcnn import FAKE, LABELS, REAL
 from lcnn.audio import read_audio
 from lcnn.config import Config
 from lcnn.data import CLASSES, INT16_SCALE, audio_files, class_folders, find_splits
+from lcnn.evaluate import read_metadata
 
 ALL = "(all)"
-METADATA = "metadata.csv"
 
 
 # ------------------------------------------------------------------ helpers shared by the widgets
-
-
-def read_metadata(data_path: str | Path) -> dict[str, dict[str, str]]:
-    """Rows of <data_path>/metadata.csv keyed by the `file` column (a path relative to
-    data_path). Empty when there is no such file or it has no `file` column (e.g. FoR)."""
-    path = Path(data_path) / METADATA
-    if not path.exists():
-        return {}
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or "file" not in rows[0]:
-        return {}
-    return {Path(row["file"]).as_posix(): row for row in rows}
 
 
 def matching_clip(metadata: dict[str, dict[str, str]], rel: str) -> str | None:
