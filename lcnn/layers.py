@@ -47,9 +47,10 @@ class SincConv1D(keras.layers.Layer):
     """SincNet's learnable band-pass filter bank (Ravanelli & Bengio, SLT 2018).
 
     Each filter is g[n] = 2 f2 sinc(2 pi f2 n) - 2 f1 sinc(2 pi f1 n) times a Hamming window,
-    with two learnable numbers per filter: the low cut-off and the band width, both in Hz.
-    Forward pass: low = min_low_hz + |low_param|,
-    high = clip(low + min_band_hz + |band_param|, min_low_hz, fs / 2).
+    with two learnable numbers per filter: the low cut-off and the band width, stored in kHz
+    (`low_khz`, `band_khz`; why kHz, see `build`). Forward pass, in Hz:
+    low = min_low_hz + 1000 |low_khz|, high = clip(low + min_band_hz + 1000 |band_khz|,
+    min_low_hz, fs / 2).
     Like SincNet's `SincConv_fast`, each filter is divided by 2 * (high - low), which makes its
     centre tap 1 and its pass-band gain about fs / (2 * band). No bias.
 
@@ -97,20 +98,31 @@ class SincConv1D(keras.layers.Layer):
             raise ModelConfigError(
                 f"SincConv1D expects input [batch, time, 1] (mono waveform), got {input_shape}"
             )
+        # The cut-offs are stored in kHz, not Hz. Adam moves a weight by about the learning rate
+        # per step whatever its unit, so in Hz (as in SincNet's SincConv_fast) a run of a few
+        # hundred steps at lr 3e-3 moves a filter by under 1 Hz: the bank never leaves its
+        # initial mel spacing. In kHz a step moves it by up to a few Hz. (SincNet's first
+        # version stored them as fractions of the sample rate for the same reason.)
         low, band = sinc_init_hz(self.filters, self.sample_rate, self.min_low_hz, self.min_band_hz)
-        self.low_hz = self.add_weight(
-            name="low_hz", shape=(self.filters,), initializer="zeros", dtype="float32"
+        self.low_khz = self.add_weight(
+            name="low_khz", shape=(self.filters,), initializer="zeros", dtype="float32"
         )
-        self.band_hz = self.add_weight(
-            name="band_hz", shape=(self.filters,), initializer="zeros", dtype="float32"
+        self.band_khz = self.add_weight(
+            name="band_khz", shape=(self.filters,), initializer="zeros", dtype="float32"
         )
-        self.low_hz.assign(low.astype(np.float32))
-        self.band_hz.assign(band.astype(np.float32))
+        self.set_params_hz(low, band)
+
+    def set_params_hz(self, low_param_hz, band_param_hz) -> None:
+        """Set the learnable numbers from values in Hz (before the minimums are added back)."""
+        self.low_khz.assign(np.asarray(low_param_hz, dtype=np.float32) / 1000.0)
+        self.band_khz.assign(np.asarray(band_param_hz, dtype=np.float32) / 1000.0)
 
     def _cutoffs(self):
-        low = self.min_low_hz + ops.abs(self.low_hz)
+        low = self.min_low_hz + 1000.0 * ops.abs(self.low_khz)
         high = ops.clip(
-            low + self.min_band_hz + ops.abs(self.band_hz), self.min_low_hz, self.sample_rate / 2
+            low + self.min_band_hz + 1000.0 * ops.abs(self.band_khz),
+            self.min_low_hz,
+            self.sample_rate / 2,
         )
         return low, high
 
@@ -247,8 +259,13 @@ class EnergyPooling1D(keras.layers.Layer):
 
     def call(self, inputs):
         power = ops.square(inputs)
-        if self.pool_size > 1:
-            power = ops.average_pool(power, self.pool_size, self.pool_size, padding="same")
+        length, pool = inputs.shape[1], self.pool_size
+        if pool > 1 and length is not None and length % pool == 0:
+            # A mean over a reshaped axis gives the same numbers as average pooling, and its
+            # gradient is a broadcast: AvgPoolGrad took about 20% of a default training step.
+            power = ops.mean(ops.reshape(power, (-1, length // pool, pool, inputs.shape[2])), 2)
+        elif pool > 1:
+            power = ops.average_pool(power, pool, pool, padding="same")
         return ops.log(power + self.eps) if self.log else ops.sqrt(power + self.eps)
 
     def compute_output_shape(self, input_shape):

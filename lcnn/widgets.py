@@ -298,9 +298,9 @@ class SincExplorer:
 
         layer = SincConv1D(1, self.kernel_size.value, sample_rate=self.sample_rate)
         layer.build((None, layer.kernel_size, 1))
-        # the layer adds its minimums back: low = min_low + |low_hz|, band = min_band + |band_hz|
-        layer.low_hz.assign([self.low.value - layer.min_low_hz])
-        layer.band_hz.assign([self.band.value - layer.min_band_hz])
+        # the layer adds its minimums back to its learnable numbers
+        layer.set_params_hz([self.low.value - layer.min_low_hz],
+                            [self.band.value - layer.min_band_hz])
         return layer
 
     def _update(self) -> None:

@@ -84,8 +84,8 @@ def test_even_kernel_size_is_bumped_to_odd():
 
 def test_init_is_evenly_spaced_on_the_mel_scale():
     layer = built_sinc(filters=12)
-    low_param = np.asarray(layer.low_hz)
-    band_param = np.asarray(layer.band_hz)
+    low_param = 1000 * np.asarray(layer.low_khz)
+    band_param = 1000 * np.asarray(layer.band_khz)
     points = np.append(low_param, low_param[-1] + band_param[-1])
     assert points[0] == pytest.approx(30.0, abs=1e-3)
     assert points[-1] == pytest.approx(FS / 2 - 100, rel=1e-5)
@@ -98,14 +98,36 @@ def test_init_is_evenly_spaced_on_the_mel_scale():
 
 def test_minimum_cutoff_and_band_hold_for_negative_parameters():
     layer = built_sinc(filters=5, min_low_hz=40, min_band_hz=70)
-    layer.low_hz.assign(np.array([-1000, -20, 0, -5, 300], dtype="float32"))
-    layer.band_hz.assign(np.array([-3, 0, -500, -1e5, 10], dtype="float32"))
+    layer.set_params_hz([-1000, -20, 0, -5, 300], [-3, 0, -500, -1e5, 10])
     low, high = layer.cutoffs_hz()
     np.testing.assert_allclose(low, [1040, 60, 40, 45, 340])
     assert np.all(low >= 40)
     assert np.all(high - low >= 70 - 1e-3)
     assert np.all(high <= FS / 2)
     assert np.isfinite(layer.filter_bank()).all()
+
+
+def test_cutoffs_move_by_hertz_in_a_few_training_steps():
+    # Adam moves each weight by about the learning rate per step. Stored in Hz, 20 steps at
+    # 3e-3 would move a cut-off by under 0.1 Hz; stored in kHz, by tens of Hz.
+    inputs = keras.Input((1600,))
+    x = keras.layers.Reshape((1600, 1))(inputs)
+    x = SincConv1D(4, 65, sample_rate=FS, stride=4, name="sinc")(x)
+    x = EnergyPooling1D(4)(x)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+    model.compile(keras.optimizers.Adam(3e-3), "binary_crossentropy")
+    t = np.arange(1600) / FS
+    rng = np.random.default_rng(0)
+    freqs = rng.choice([300.0, 3000.0], size=64)
+    x = np.sin(2 * np.pi * freqs[:, None] * t).astype("float32")
+    y = (freqs > 1000).astype("float32")
+    sinc = model.get_layer("sinc")
+    before = np.concatenate(sinc.cutoffs_hz())
+    for _ in range(20):
+        model.train_on_batch(x, y)
+    moved = np.abs(np.concatenate(sinc.cutoffs_hz()) - before)
+    assert moved.max() > 10.0, moved
 
 
 def test_sample_rate_changes_the_filters_and_is_saved():
@@ -156,7 +178,7 @@ def test_keras_file_round_trip_gives_identical_outputs(tmp_path):
     model = keras.Model(inputs, x)
     # Move the cut-offs away from their initial values so loading must restore them.
     sinc = model.get_layer("sinc")
-    sinc.low_hz.assign(np.asarray(sinc.low_hz) * 1.1 + 7)
+    sinc.low_khz.assign(np.asarray(sinc.low_khz) * 1.1 + 0.007)
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.models.load_model(path)  # no custom_objects: the layers are registered
