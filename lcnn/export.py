@@ -17,6 +17,8 @@ dependency. If a later TensorFlow removes it, `ai_edge_litert` is used when inst
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import tempfile
 import warnings
@@ -47,7 +49,7 @@ def convert_model(model, int8: bool = False) -> bytes:
     """A Keras model as TFLite flatbuffer bytes (float32, or dynamic-range int8 weights)."""
     import tensorflow as tf
 
-    with tempfile.TemporaryDirectory(prefix="lcnn-export-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="lcnn-export-") as tmp, _quiet_tensorflow_logger():
         saved = Path(tmp) / "saved_model"
         model.export(str(saved), format="tf_saved_model", verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
@@ -58,6 +60,18 @@ def convert_model(model, int8: bool = False) -> bytes:
         except Exception as e:  # the converter's errors are long MLIR dumps; keep the first line
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ExportError(f"TFLite conversion failed: {first}") from None
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow_logger():
+    """Hide TensorFlow's INFO lines ("Assets written to: /tmp/...") while exporting."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
