@@ -41,6 +41,7 @@ SETTINGS = [
     ("kernel 251 (SincNet)", {"sinc_kernel_size": 251}),
     ("stride 4, pool 16", {"sinc_stride": 4, "sinc_pool": 16}),
     ("32 filters", {"sinc_filters": 32}),
+    ("fixed filters (mel)", {"sinc_trainable": False}),
 ]
 
 

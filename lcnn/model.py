@@ -78,6 +78,8 @@ def _check_front_end(cfg: Config) -> None:
         value = getattr(cfg, name)
         if not isinstance(value, int) or value < 1:
             raise ModelConfigError(f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(cfg.sinc_trainable, bool):
+        raise ModelConfigError(f"sinc_trainable must be true or false, got {cfg.sinc_trainable!r}")
     if not 0.0 <= cfg.dropout < 1.0:
         raise ModelConfigError(f"dropout must be in [0, 1), got {cfg.dropout!r}")
     if cfg.n_samples < 1:
@@ -104,6 +106,7 @@ def build_lcnn(cfg: Config) -> keras.Model:
         cfg.sinc_kernel_size,
         sample_rate=cfg.sample_rate,
         stride=cfg.sinc_stride,
+        trainable=cfg.sinc_trainable,
         name="sinc",
     )(x)
     x = EnergyPooling1D(cfg.sinc_pool, log=cfg.sinc_log, name="energy")(x)

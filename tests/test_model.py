@@ -8,7 +8,7 @@ import pytest
 
 from lcnn.config import Config
 from lcnn.errors import LcnnError
-from lcnn.layers import MaxFeatureMap, SincConv1D
+from lcnn.layers import MaxFeatureMap, ModelConfigError, SincConv1D
 from lcnn.model import MODELS, build_model, layer_costs, model_flops
 
 SHORT = Config(duration=0.25)  # 4,000 samples: enough for every pooling stage, quick to run
@@ -131,3 +131,13 @@ def test_model_flops_counts_no_input_gradient_for_the_sinc_layer(default_model):
     seed = build_model(Config(model="seed"))
     # The seed's full-rate convolutions cost more per clip than the whole default model.
     assert model_flops(seed, cfg) > model_flops(default_model, cfg)
+
+
+def test_sinc_trainable_false_freezes_only_the_filter_bank():
+    model = build_model(Config(sinc_trainable=False))
+    assert not model.get_layer("sinc").trainable
+    frozen = {w.path for w in model.non_trainable_weights}
+    assert {"sinc/low_khz", "sinc/band_khz"} <= frozen
+    assert any(w.path.startswith("conv1/") for w in model.trainable_weights)
+    with pytest.raises(ModelConfigError, match="sinc_trainable"):
+        build_model(Config(sinc_trainable="no"))
