@@ -36,7 +36,7 @@ bench: $(STAMP)
 	$(PY) bench/run.py
 
 ablation: $(STAMP)
-	$(PY) bench/ablation.py
+	$(PY) bench/ablation.py --seeds 42 43
 
 # Learners never need this: data/demo is committed. Needs the Debian packages that
 # tools/demo_corpus/prereqs.py lists (it prints the apt-get line when one is missing).

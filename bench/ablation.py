@@ -106,7 +106,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "demo")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[Config.seed])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[Config.seed],
+                        help="one training per seed and setting (make ablation: 42 43)")
     parser.add_argument("--quick", action="store_true", help="2 epochs; checks the script only")
     args = parser.parse_args()
     set_threads(THREADS)
@@ -130,7 +131,7 @@ def main() -> None:
                                        dataclasses.replace(cfg, seed=seed), unseen))
         rows.append({"name": name, "overrides": overrides, "front_end": front_end(cfg),
                      "runs": seeds})
-    result = {"command": "make ablation (.venv/bin/python bench/ablation.py)",
+    result = {"command": " ".join([".venv/bin/python bench/ablation.py", *sys.argv[1:]]),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "tensorflow": tf.__version__, "threads": THREADS, "data": str(args.data),
               "config": dataclasses.asdict(base), "seeds": args.seeds, "unseen": unseen,
