@@ -198,14 +198,17 @@ def layer_costs(model: keras.Model, cfg: Config) -> list[dict]:
 
 
 def model_flops(model: keras.Model, cfg: Config) -> float:
-    """Training FLOPs per clip: forward MACs x 2 (a MAC is 2 FLOPs) x 3, or x 2 for the sinc layer.
+    """Training FLOPs per clip: forward MACs x 2 (a MAC is 2 FLOPs) x 3 (x 2 for the sinc layer).
 
     The factor 3 is the usual rule of thumb that the backward pass costs about twice the
     forward pass: one gradient for the layer's input and one for its weights. The sinc layer
-    reads the waveform, which needs no gradient, so its backward pass is the weights' only.
+    reads the waveform, which needs no gradient, so its backward pass is the weights' only,
+    and none at all when it is frozen (`sinc_trainable=False`).
     """
     flops = 0.0
     for row in layer_costs(model, cfg):
-        passes = 2 if row["type"] == "SincConv1D" else 3
+        passes = 3
+        if row["type"] == "SincConv1D":
+            passes = 2 if model.get_layer(row["name"]).trainable else 1
         flops += row["macs_per_s"] * cfg.duration * 2 * passes
     return flops

@@ -128,6 +128,8 @@ def test_model_flops_counts_no_input_gradient_for_the_sinc_layer(default_model):
     assert sinc == 2000 * 64 * 129
     # 2 FLOPs per MAC; forward + weight gradient for the sinc, + input gradient for the rest
     assert model_flops(default_model, cfg) == pytest.approx(4 * sinc + 6 * rest)
+    frozen = build_model(Config(sinc_trainable=False))
+    assert model_flops(frozen, cfg) == pytest.approx(2 * sinc + 6 * rest)  # forward only
     seed = build_model(Config(model="seed"))
     # The seed's full-rate convolutions cost more per clip than the whole default model.
     assert model_flops(seed, cfg) > model_flops(default_model, cfg)
