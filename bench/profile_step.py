@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -50,11 +51,11 @@ def op_times_ms(logdir: Path) -> collections.Counter:
 
 
 def layer_of(op_name: str, layers: set[str]) -> str:
-    """The model layer an op belongs to, from its name scope; "other" if none."""
+    """The model layer an op belongs to, from its name scope ("lcnn_1/conv1_1/..." -> conv1)."""
     for part in op_name.split(":")[0].split("/"):
-        base = part.rsplit("_", 1)[0] if part not in layers else part
-        if part in layers or base in layers:
-            return part if part in layers else base
+        for name in (part, re.sub(r"_\d+$", "", part)):  # Keras suffixes scopes with _1, _2
+            if name in layers:
+                return name
     return "other (optimizer, loss, metrics)"
 
 
