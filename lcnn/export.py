@@ -7,8 +7,9 @@ Keras 3 models do not convert with `TFLiteConverter.from_keras_model`, so the mo
 exported as a TensorFlow SavedModel (`model.export`) and converted from there. `int8=True`
 applies dynamic-range quantisation (`tf.lite.Optimize.DEFAULT` without a representative
 dataset): weights are stored as int8 and activations stay float, so no calibration data is
-needed. The SincConv filters are computed from their cut-offs when the graph is frozen, so
-the exported file holds them as ordinary convolution weights.
+needed. The SincConv taps are computed from their cut-offs when the graph is frozen and stored
+as a float32 constant; they stay float32 in the int8 file too, because the strided layer
+rearranges them (polyphase) inside the graph, so the quantiser never sees a constant filter.
 
 The interpreter is TensorFlow's own `tf.lite.Interpreter`: in TF 2.21 it still works (with a
 deprecation notice pointing to the `ai_edge_litert` package), and it needs no extra
