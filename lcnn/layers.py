@@ -15,6 +15,8 @@ from keras import ops
 
 from lcnn.errors import LcnnError
 
+HZ_PER_KHZ = 1000.0  # SincConv1D stores its cut-offs in kHz (see SincConv1D.build)
+
 
 class ModelConfigError(LcnnError, ValueError):
     """A model setting that cannot work, e.g. an odd channel count before Max-Feature-Map."""
@@ -114,13 +116,13 @@ class SincConv1D(keras.layers.Layer):
 
     def set_params_hz(self, low_param_hz, band_param_hz) -> None:
         """Set the learnable numbers from values in Hz (before the minimums are added back)."""
-        self.low_khz.assign(np.asarray(low_param_hz, dtype=np.float32) / 1000.0)
-        self.band_khz.assign(np.asarray(band_param_hz, dtype=np.float32) / 1000.0)
+        self.low_khz.assign(np.asarray(low_param_hz, dtype=np.float32) / HZ_PER_KHZ)
+        self.band_khz.assign(np.asarray(band_param_hz, dtype=np.float32) / HZ_PER_KHZ)
 
     def _cutoffs(self):
-        low = self.min_low_hz + 1000.0 * ops.abs(self.low_khz)
+        low = self.min_low_hz + HZ_PER_KHZ * ops.abs(self.low_khz)
         high = ops.clip(
-            low + self.min_band_hz + 1000.0 * ops.abs(self.band_khz),
+            low + self.min_band_hz + HZ_PER_KHZ * ops.abs(self.band_khz),
             self.min_low_hz,
             self.sample_rate / 2,
         )

@@ -198,17 +198,17 @@ def layer_costs(model: keras.Model, cfg: Config) -> list[dict]:
 
 
 def model_flops(model: keras.Model, cfg: Config) -> float:
-    """Training FLOPs per clip: forward MACs x 2 (a MAC is 2 FLOPs) x 3 (x 2 for the sinc layer).
+    """Training FLOPs per clip: each layer's forward MACs x 2 (a MAC is 2 FLOPs) x its passes.
 
-    The factor 3 is the usual rule of thumb that the backward pass costs about twice the
-    forward pass: one gradient for the layer's input and one for its weights. The sinc layer
-    reads the waveform, which needs no gradient, so its backward pass is the weights' only,
-    and none at all when it is frozen (`sinc_trainable=False`).
+    A layer costs one pass forward, one more for the gradient of its weights if it trains,
+    and one more for the gradient of its input if anything before it trains: 3 for most
+    layers (the usual rule of thumb that backward costs twice forward), 2 for the sinc layer,
+    which reads the waveform, and 1 for a frozen sinc layer (`sinc_trainable=False`).
     """
-    flops = 0.0
-    for row in layer_costs(model, cfg):
-        passes = 3
-        if row["type"] == "SincConv1D":
-            passes = 2 if model.get_layer(row["name"]).trainable else 1
-        flops += row["macs_per_s"] * cfg.duration * 2 * passes
+    macs = {row["name"]: row["macs_per_s"] * cfg.duration for row in layer_costs(model, cfg)}
+    flops, gradient_reaches_input = 0.0, False
+    for layer in model.layers:  # in graph order
+        trains = bool(layer.trainable_weights)
+        flops += 2 * macs.get(layer.name, 0) * (1 + trains + gradient_reaches_input)
+        gradient_reaches_input = gradient_reaches_input or trains
     return flops
