@@ -34,6 +34,18 @@ def parse_value(text: str):
     return text
 
 
+def parse_overrides(items: list[str]) -> dict:
+    """["sinc_stride=4", ...] from the command line as Config overrides {"sinc_stride": 4}."""
+    return {k: parse_value(v) for k, v in (item.split("=", 1) for item in items)}
+
+
+def random_batch(cfg: Config, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One batch of quiet noise clips and random labels: enough to time a step."""
+    x = (0.1 * rng.standard_normal((cfg.batch_size, cfg.n_samples))).astype("float32")
+    y = rng.integers(0, 2, (cfg.batch_size, 1)).astype("float32")
+    return x, y
+
+
 def timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -51,8 +63,7 @@ def measure(configs: dict[str, tuple[Config, dict]], steps: int, warmup: int) ->
     for name, (cfg, overrides) in configs.items():
         model = build_model(cfg, **overrides)
         model.compile(optimizer="adam", loss="binary_crossentropy")
-        x = (0.1 * rng.standard_normal((cfg.batch_size, cfg.n_samples))).astype("float32")
-        y = rng.integers(0, 2, (cfg.batch_size, 1)).astype("float32")
+        x, y = random_batch(cfg, rng)
         train = lambda m=model, x=x, y=y: m.train_on_batch(x, y)  # noqa: E731
         infer = lambda m=model, x=x: m.predict_on_batch(x)  # noqa: E731
         for _ in range(warmup):
@@ -89,8 +100,7 @@ def main() -> None:
     args = parser.parse_args()
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    overrides = dict(item.split("=", 1) for item in args.set)
-    overrides = {k: parse_value(v) for k, v in overrides.items()}
+    overrides = parse_overrides(args.set)
 
     cfg = Config()
     configs = {"lcnn": (cfg, overrides), "seed": (Config(model="seed"), {})}

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from model_speed import parse_value  # noqa: E402
+from model_speed import parse_overrides, random_batch  # noqa: E402
 
 from lcnn.config import Config  # noqa: E402
 from lcnn.model import build_model  # noqa: E402
@@ -64,14 +64,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
     args = parser.parse_args()
-    overrides = {k: parse_value(v) for k, v in (item.split("=", 1) for item in args.set)}
+    overrides = parse_overrides(args.set)
     cfg = Config(threads=2)
     set_threads(cfg.threads)
     model = build_model(cfg, **overrides)
     compile_model(model, cfg, steps_per_epoch=10)
-    rng = np.random.default_rng(0)
-    x = (0.1 * rng.standard_normal((cfg.batch_size, cfg.n_samples))).astype("float32")
-    y = rng.integers(0, 2, (cfg.batch_size, 1)).astype("float32")
+    x, y = random_batch(cfg, np.random.default_rng(0))
     for _ in range(3):  # build and warm up outside the trace
         model.train_on_batch(x, y)
     with tempfile.TemporaryDirectory() as tmp:
