@@ -202,6 +202,14 @@ class SincConv1D(keras.layers.Layer):
         )
         return config
 
+    def load_own_variables(self, store):
+        super().load_own_variables(store)
+        # Files saved before the cut-offs moved to kHz hold Hz. In kHz no low cut-off can exceed
+        # the Nyquist frequency (8 for 16-kHz audio); in Hz the top filters start in the
+        # thousands. So the size tells the unit, and an old file is converted on loading.
+        if np.max(np.abs(np.asarray(self.low_khz))) > self.sample_rate / 2 / HZ_PER_KHZ:
+            self.set_params_hz(np.asarray(self.low_khz), np.asarray(self.band_khz))
+
 
 @keras.saving.register_keras_serializable(package="lcnn")
 class MaxFeatureMap(keras.layers.Layer):

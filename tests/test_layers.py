@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from lcnn.errors import LcnnError
-from lcnn.layers import EnergyPooling1D, MaxFeatureMap, SincConv1D, hz_to_mel
+from lcnn.layers import HZ_PER_KHZ, EnergyPooling1D, MaxFeatureMap, SincConv1D, hz_to_mel
 
 FS = 16000
 
@@ -250,3 +250,16 @@ def test_strided_output_matches_tensorflow_conv1d(length, kernel_size, stride, p
     expected = tf.nn.conv1d(x, kernel, stride=stride, padding=padding.upper()).numpy()
     assert out.shape == expected.shape
     np.testing.assert_allclose(out, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_files_saved_with_cutoffs_in_hz_still_load_right():
+    """Before the cut-offs moved to kHz, saved files held them in Hz."""
+    new = built_sinc(filters=6)
+    new.low_khz.assign(np.asarray(new.low_khz) * 1.1 + 0.007)
+    hz = [HZ_PER_KHZ * np.asarray(new.low_khz), HZ_PER_KHZ * np.asarray(new.band_khz)]
+    khz = [np.asarray(new.low_khz), np.asarray(new.band_khz)]
+    for saved in (hz, khz):
+        loaded = built_sinc(filters=6)
+        loaded.load_own_variables({"0": saved[0], "1": saved[1]})  # what Keras passes
+        for got, want in zip(loaded.cutoffs_hz(), new.cutoffs_hz(), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-6)
