@@ -206,20 +206,24 @@ def train_and_evaluate(data_path: Path, run_dir: Path, cfg: Config) -> dict:
 
 
 def tflite_eers(run_dir: Path, data_path: Path, cfg: Config) -> dict:
-    """Export float32 and int8 TFLite files; their sizes and EER on `testing`."""
+    """Export float32 and int8 TFLite files; their sizes, EER on `testing`, and how far the
+    int8 scores are from the float32 ones (EER alone moves in steps of one clip)."""
     from lcnn import data
     from lcnn.export import export_tflite, tflite_scorer
     from lcnn.metrics import compute_eer
 
     clips = data.load_split(data_path, "testing", cfg, progress=False)
     batches = [x.numpy() for x, _ in data.make_dataset(clips, cfg, training=False)]
-    out = {}
+    out, scores = {}, {}
     for name, int8 in (("fp32", False), ("int8", True)):
         path = export_tflite(run_dir, int8=int8)
         score = tflite_scorer(path, threads=THREADS)
-        scores = np.concatenate([score(x) for x in batches])
+        scores[name] = np.concatenate([score(x) for x in batches])
         out[name] = {"path": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
-                     "bytes": path.stat().st_size, "test_eer": compute_eer(clips.labels, scores)[0]}
+                     "bytes": path.stat().st_size,
+                     "test_eer": compute_eer(clips.labels, scores[name])[0]}
+    error = np.abs(scores["int8"] - scores["fp32"])
+    out["int8"]["score_error"] = {"median": float(np.median(error)), "max": float(error.max())}
     return out
 
 
@@ -306,6 +310,9 @@ def results_table(r: dict) -> str:
     med, spread = fmt(r["peak_gflops"]["by_library"]["tensorflow"])
     lines.append(f"| float32 matmul in TensorFlow alone (GFLOP/s) | {med} | {spread} |")
     lines.append(f"| TFLite int8 file (bytes) | {r['tflite_int8_bytes']:,} | |")
+    error = r["tflite"]["int8"]["score_error"]
+    lines.append(f"| TFLite int8 score - float32 score, absolute, on testing | "
+                 f"{error['median']:.4f} | max {error['max']:.4f} |")
     lines += ["", "| training run | params | GFLOP/clip (training) | clips/s | epochs (best) | "
               "val EER | "
               "testing EER | unseen attack EER |", "|---|---|---|---|---|---|---|---|"]
