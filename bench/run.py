@@ -90,9 +90,7 @@ def interleaved(fns: dict, repeats: int, warmup: int = 1) -> dict[str, list[floa
 
 def atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    runs.atomic_write_text(path, text)
 
 
 # ------------------------------------------------------------------ measurements

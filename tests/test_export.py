@@ -140,9 +140,10 @@ def _constants(path) -> dict[tuple, set[str]]:
 
 
 def test_int8_keeps_the_sinc_taps_float(run_dir, exported):
-    sinc = runs.load_model(run_dir).get_layer("sinc")
+    model = runs.load_model(run_dir)
+    sinc = model.get_layer("sinc")
     taps = (sinc.filters, 1, sinc.kernel_size, 1)  # TFLite's [out, 1, kernel, in]
-    conv1 = runs.load_model(run_dir).get_layer("conv1").kernel.shape  # [kernel, in, out]
+    conv1 = model.get_layer("conv1").kernel.shape  # [kernel, in, out]
     conv1 = (conv1[2], 1, conv1[0], conv1[1])
     int8, flt = _constants(exported["int8"]), _constants(exported["float"])
     assert int8[taps] == flt[taps] == {"FLOAT32"}
