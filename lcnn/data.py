@@ -15,9 +15,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from lcnn import FAKE, REAL
 from lcnn.audio import TARGET_RMS, fix_length, load_audio
 from lcnn.config import Config
 from lcnn.errors import AudioError, LayoutError, LcnnError
+from lcnn.runs import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -190,18 +189,6 @@ def list_files(root: str | Path, split: str) -> tuple[list[Path], np.ndarray]:
 # ------------------------------------------------------------------ decoding and cache
 
 
-@contextmanager
-def _atomic(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; move it into place only if the block succeeds."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def _user_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "lcnn"
@@ -245,7 +232,7 @@ def _decode(path: Path, sample_rate: int, max_len: int) -> tuple[np.ndarray | No
 
 def _write_rows(npy: Path, scratch: np.ndarray, rows: np.ndarray, width: int) -> None:
     """Atomically write scratch[rows, :width] as a .npy file, a chunk at a time."""
-    with _atomic(npy) as tmp:
+    with atomic_path(npy) as tmp:
         audio = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=(rows.size, width))
         for start in range(0, rows.size, 1024):  # chunks keep memory flat
             chunk = rows[start : start + 1024]
@@ -293,7 +280,7 @@ def _build_cache(
         "lengths": lengths[good].tolist(),
         "bad": bad,
     }
-    with _atomic(meta) as tmp:
+    with atomic_path(meta) as tmp:
         tmp.write_text(json.dumps(info))
 
 

@@ -12,7 +12,6 @@ Scores are the model's probability that a clip is FAKE; the fake class is the po
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from sklearn import metrics as skm
 
 from lcnn import LABELS
 from lcnn.metrics import compute_eer
+from lcnn.runs import atomic_path
 
 SCORE_LABEL = "score = probability of fake"
 DPI = 110
@@ -37,12 +37,8 @@ def save(fig: Figure, path: str | Path, dpi: int = DPI) -> Path:
     """Save a figure as PNG atomically (temporary file in the same folder, then os.replace)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -17,7 +17,8 @@ import csv
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from lcnn.config import Config
@@ -31,32 +32,41 @@ class RunError(LcnnError):
     """A run folder that is missing or incomplete."""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write bytes to path atomically: a temporary file beside it, then os.replace."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+@contextmanager
+def atomic_path(target: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path beside `target`; move it into place only if the block succeeds.
+
+    The temporary file gets an ordinary file's mode (mkstemp makes it private) and `suffix`
+    (some writers pick the format from it: Keras wants .keras).
+    """
+    target = Path(target)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        yield Path(tmp)
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
-        os.replace(tmp, path)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write bytes to path atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
     """Write text to path atomically."""
     atomic_write_bytes(path, text.encode())
 
 
-def atomic_save_model(model, path: Path) -> None:
+def atomic_save_model(model, path: str | Path) -> None:
     """Save a Keras model to path (a .keras file) atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on the .keras suffix
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".keras") as tmp:
+        model.save(tmp)
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -72,12 +82,10 @@ def write_history(path: Path, rows: list[dict]) -> None:
     if not rows:
         return
     fields = list(dict.fromkeys(k for row in rows for k in row))
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def read_history(path: Path) -> list[dict]:
