@@ -203,15 +203,20 @@ def train_and_evaluate(data_path: Path, run_dir: Path, cfg: Config) -> dict:
             "test_eer": result["eer"], "eer_by_attack": result.get("eer_by_attack", {})}
 
 
-def tflite_eers(run_dir: Path, data_path: Path, cfg: Config) -> dict:
+def testing_batches(data_path: Path, cfg: Config) -> tuple:
+    """The testing split (clips with labels) and its batches as numpy, loaded once."""
+    from lcnn import data
+
+    clips = data.load_split(data_path, "testing", cfg, progress=False)
+    return clips, [x.numpy() for x, _ in data.make_dataset(clips, cfg, training=False)]
+
+
+def tflite_eers(run_dir: Path, labels: np.ndarray, batches: list[np.ndarray]) -> dict:
     """Export float32 and int8 TFLite files; their sizes, EER on `testing`, and how far the
     int8 scores are from the float32 ones (EER alone moves in steps of one clip)."""
-    from lcnn import data
     from lcnn.export import export_tflite, tflite_scorer
     from lcnn.metrics import compute_eer
 
-    clips = data.load_split(data_path, "testing", cfg, progress=False)
-    batches = [x.numpy() for x, _ in data.make_dataset(clips, cfg, training=False)]
     out, scores = {}, {}
     for name, int8 in (("fp32", False), ("int8", True)):
         path = export_tflite(run_dir, int8=int8)
@@ -219,20 +224,17 @@ def tflite_eers(run_dir: Path, data_path: Path, cfg: Config) -> dict:
         scores[name] = np.concatenate([score(x) for x in batches])
         out[name] = {"path": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
                      "bytes": path.stat().st_size,
-                     "test_eer": compute_eer(clips.labels, scores[name])[0]}
+                     "test_eer": compute_eer(labels, scores[name])[0]}
     error = np.abs(scores["int8"] - scores["fp32"])
     out["int8"]["score_error"] = {"median": float(np.median(error)), "max": float(error.max())}
     return out
 
 
-def inference(run_dir: Path, data_path: Path, cfg: Config, tflite: dict, repeats: int) -> dict:
+def inference(run_dir: Path, batches: list[np.ndarray], tflite: dict, repeats: int) -> dict:
     """Batch inference clips/s of the Keras model; single-clip latency of Keras and TFLite."""
-    from lcnn import data
     from lcnn.export import tflite_scorer
 
     model = runs.load_model(run_dir)
-    clips = data.load_split(data_path, "testing", cfg, progress=False)
-    batches = [x.numpy() for x, _ in data.make_dataset(clips, cfg, training=False)]
     n = sum(len(x) for x in batches)
     times = interleaved({"batch": lambda: [model.predict_on_batch(x) for x in batches]}, repeats)
 
@@ -392,11 +394,12 @@ def run(data_path: Path, out_dir: Path, repeats: int, epochs: int | None,
     r["model_gflops"] = summary(np.asarray(full["epoch_clips_per_s"]) * gflop)
     lcnn_dir = out_dir / f"run0-{cfg.model}-{cfg.epochs}"
     print("TFLite export and EER ...", flush=True)
-    r["tflite"] = tflite_eers(lcnn_dir, data_path, cfg)
+    clips, batches = testing_batches(data_path, cfg)
+    r["tflite"] = tflite_eers(lcnn_dir, clips.labels, batches)
     r["tflite_int8_bytes"] = r["tflite"]["int8"]["bytes"]
     r["tflite_fp32_bytes"] = r["tflite"]["fp32"]["bytes"]
     print("inference and latency ...", flush=True)
-    r.update(inference(lcnn_dir, data_path, cfg, r["tflite"], repeats))
+    r.update(inference(lcnn_dir, batches, r["tflite"], repeats))
     r["unseen_attacks"] = unseen_attacks(data_path)
     r["ratios"] = ratios(r)
     r["targets"] = check_targets(r["ratios"])

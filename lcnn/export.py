@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # lcnn.predict imports TensorFlow; a missing run should fail 
     from lcnn.predict import Scorer
 
 FLOAT_NAME, INT8_NAME = "model.tflite", "model-int8.tflite"
+_MIN_QUANTISED_SIZE = 1024  # TFLite's dynamic-range quantiser leaves smaller weights in float32
 
 
 class ExportError(LcnnError):
@@ -127,10 +128,6 @@ def keep_float(int8: bytes, weights: list[np.ndarray]) -> bytes:
                                                            dtype=np.uint8)
         held[0].type, held[0].quantization = schema.TensorType.FLOAT32, None
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-
-
-# TFLite's dynamic-range quantiser leaves smaller weights in float32.
-_MIN_QUANTISED_SIZE = 1024
 
 
 def _quantises(model, tensor, weight: np.ndarray) -> bool:
