@@ -145,3 +145,30 @@ def check_algos(algos: str) -> str:
     if not algos or any(a not in "123" for a in algos):
         raise ValueError(f"RawBoost algorithms must be digits 1-3 (e.g. 12), not {algos!r}")
     return algos
+
+
+# ------------------------------------------------------------------ cached training variants
+
+
+def channel_kinds(cfg) -> list[str]:
+    """The channel augmentations a Config switches on, in a fixed order."""
+    kinds = [k for k in ("codec", "reverb", "telephone") if getattr(cfg, f"augment_{k}")]
+    if cfg.augment_rawboost:
+        check_algos(cfg.augment_rawboost)
+        kinds.append("rawboost")
+    return kinds
+
+
+def variant(x: np.ndarray, kind: str, fs: int, rng: np.random.Generator, algos: str = "12"):
+    """x through one random draw of one kind of channel (see channel_kinds)."""
+    from lcnn import channels
+
+    if kind == "codec":
+        return channels.random_codec(x, fs, rng)
+    if kind == "reverb":
+        return channels.random_reverb(x, fs, rng)
+    if kind == "telephone":
+        return channels.telephone(x, fs)
+    if kind == "rawboost":
+        return rawboost(x, rng, algos, fs)
+    raise ValueError(f"unknown augmentation kind {kind!r}")

@@ -7,7 +7,8 @@ randomised variants (`random_codec`, `random_reverb`, see lcnn.data).
 
 Codecs run through PyAV (FFmpeg's libraries, bundled in the `av` wheels): MP3 (LAME),
 Opus, AMR-NB (OpenCORE), G.711 mu-law and A-law, G.722. The `av` wheels hold no GSM or
-Speex encoder (decoders only), so those codecs are not offered.
+Speex encoder (decoders only), so those codecs are not offered. scipy.signal is imported
+inside the functions that need it: the command line lists CONDITIONS without waiting for it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from collections.abc import Callable
 
 import numpy as np
 import soxr
-from scipy import signal
 
 from lcnn.errors import LcnnError
 
@@ -84,6 +84,8 @@ def codec_delay(codec: str, bit_rate: int | None, fs: int) -> int:
     Measured once per setting on a fixed noise probe (band-limited to 100-3,000 Hz so that
     narrow-band codecs keep it): the lag of the cross-correlation peak.
     """
+    from scipy import signal
+
     rng = np.random.default_rng(0)
     sos = signal.butter(4, [100, 3000], btype="bandpass", fs=fs, output="sos")
     probe = 0.1 * signal.sosfilt(sos, rng.standard_normal(fs)).astype(np.float32)
@@ -117,6 +119,8 @@ def codec_roundtrip(x: np.ndarray, fs: int, codec: str, bit_rate: int | None = N
 
 def telephone(x: np.ndarray, fs: int) -> np.ndarray:
     """A narrow-band phone line: 8 kHz sampling and a 300-3,400 Hz band-pass, back at fs."""
+    from scipy import signal
+
     narrow = _resample(x, fs, 8000)
     sos = signal.butter(6, TELEPHONE_BAND, btype="bandpass", fs=8000, output="sos")
     narrow = signal.sosfiltfilt(sos, narrow).astype(np.float32)  # zero phase: no delay
@@ -140,6 +144,8 @@ def synthetic_rir(fs: int, rt60: float, drr_db: float, rng: np.random.Generator)
 def reverb(x: np.ndarray, fs: int, rt60: float, drr_db: float,
            rng: np.random.Generator) -> np.ndarray:
     """x convolved with a synthetic room response (see synthetic_rir), same length."""
+    from scipy import signal
+
     h = synthetic_rir(fs, rt60, drr_db, rng)
     return signal.oaconvolve(np.asarray(x, np.float64), h)[: len(x)].astype(np.float32)
 

@@ -26,7 +26,24 @@ def _config_from_args(args) -> Config:
         cfg.augment_noise = cfg.augment_shift = cfg.augment_gain = False
     if args.noise:
         cfg.augment_noise = True
+    _channel_augmentation(cfg, args)
     return cfg
+
+
+def _channel_augmentation(cfg: Config, args) -> None:
+    """--codec, --reverb, --telephone, --rawboost, --variants into the Config."""
+    from lcnn.augment import check_algos
+
+    cfg.augment_codec, cfg.augment_reverb = args.codec, args.reverb
+    cfg.augment_telephone = args.telephone
+    if args.rawboost:
+        try:
+            cfg.augment_rawboost = check_algos(args.rawboost)
+        except ValueError as e:
+            raise LcnnError(f"--rawboost: {e}") from None
+    if args.variants < 1:
+        raise LcnnError(f"--variants must be at least 1, not {args.variants}")
+    cfg.augment_variants = args.variants
 
 
 def cmd_train(args) -> int:
@@ -50,16 +67,40 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_robustness(args) -> int:
+    from lcnn.evaluate import robustness
+
+    table = robustness(args.run_dir, args.data_path, args.split, seed=args.seed,
+                       windows=args.windows, threshold=args.threshold,
+                       skip_bad=args.skip_bad, cache_dir=args.cache_dir)
+    if args.json:
+        print(json.dumps(table))
+        return 0
+    clean = table["clean"]
+    print(f"{args.split}: {clean['n_real']} real, {clean['n_fake']} fake, each through one "
+          f"channel (seed {args.seed}){'; whole files in windows' if args.windows else ''}")
+    print(f"  {'condition':<12} {'EER':>7}  {'ROC-AUC':>7}  {'EER - clean':>11}")
+    for name, r in table.items():
+        print(f"  {name:<12} {100 * r['eer']:6.2f}%  {r['roc_auc']:7.4f}  "
+              f"{100 * (r['eer'] - clean['eer']):+10.2f}")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from lcnn.evaluate import evaluate
 
+    if args.condition == "all":
+        return cmd_robustness(args)
     r = evaluate(args.run_dir, args.data_path, args.split, args.threshold, args.skip_bad,
-                 args.cache_dir)
+                 args.cache_dir, condition=args.condition, windows=args.windows,
+                 seed=args.seed)
     if args.json:
         print(json.dumps(r))
         return 0
     c = r["confusion"]
     print(f"{r['split']}: {r['n_real']} real, {r['n_fake']} fake  (score = probability of fake)")
+    if args.condition != "clean" or args.windows:
+        print(f"  condition  {args.condition}{', whole files in windows' if args.windows else ''}")
     print(f"  EER        {100 * r['eer']:6.2f}%  at threshold {r['eer_threshold']:.3f}")
     print(f"  ROC-AUC    {r['roc_auc']:.4f}")
     print(f"  at threshold {r['threshold']}: accuracy {r['accuracy']:.4f}, precision "
@@ -109,6 +150,12 @@ def cmd_download(args) -> int:
     return 0
 
 
+def _conditions() -> list[str]:
+    from lcnn.channels import CONDITIONS
+
+    return list(CONDITIONS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lcnn", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -127,6 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no_augment", action="store_true", help="switch off all augmentation")
     t.add_argument("--noise", action="store_true",
                    help="add white noise at 10-40 dB SNR when training (off by default)")
+    t.add_argument("--codec", action="store_true",
+                   help="train on cached codec round trips too (MP3, Opus, AMR-NB, G.711, G.722)")
+    t.add_argument("--reverb", action="store_true",
+                   help="train on cached copies in synthetic rooms too (RT60 0.2-1.0 s)")
+    t.add_argument("--telephone", action="store_true",
+                   help="train on cached telephone-band (300-3,400 Hz) copies too")
+    t.add_argument("--rawboost", metavar="ALGOS",
+                   help="train on cached RawBoost copies too: algorithms 1-3 in series, e.g. 12")
+    t.add_argument("--variants", type=int, default=Config.augment_variants,
+                   help="cached augmented copies per training clip")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --run_dir with its saved settings")
     t.add_argument("--overwrite", action="store_true", help="delete --run_dir and start over")
@@ -137,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data_path", help="default: the run's training data")
     e.add_argument("--split", default="testing")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--condition", default="clean", metavar="NAME",
+                   help="pass every clip through a channel first: all (a table) or one of "
+                        + ", ".join(_conditions()))
+    e.add_argument("--windows", action="store_true",
+                   help="score whole files in windows, as predict does (for long files)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the --condition channel")
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("predict", help="score audio files and folders")

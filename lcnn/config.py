@@ -44,6 +44,15 @@ class Config:
     augment_noise: bool = False
     augment_shift: bool = True
     augment_gain: bool = True
+    # Channel augmentation, for real and fake clips alike (lcnn.channels, lcnn.augment): each
+    # training clip gets `augment_variants` copies, built once and cached beside the decoded
+    # split, each through one of the kinds switched on (in turn); every epoch then reads the
+    # clip or one of its copies, drawn at random. Off until measured on the wideband corpus.
+    augment_codec: bool = False  # MP3, Opus, AMR-NB, G.711, G.722 at several bit rates
+    augment_reverb: bool = False  # synthetic rooms, RT60 0.2-1.0 s
+    augment_telephone: bool = False  # 8 kHz, 300-3,400 Hz
+    augment_rawboost: str = ""  # RawBoost algorithms in series, e.g. "12"; "" = off
+    augment_variants: int = 4
     seed: int = 42
 
     @property

@@ -10,11 +10,13 @@ get a random crop and, if the Config asks for them, noise / shift / gain augment
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from tqdm.auto import tqdm
 
 from lcnn import FAKE, REAL
-from lcnn.audio import TARGET_RMS, fix_length, load_audio
+from lcnn.audio import TARGET_RMS, fix_length, load_audio, normalize
 from lcnn.config import Config
 from lcnn.errors import AudioError, LayoutError, LcnnError
 from lcnn.runs import atomic_path
@@ -43,6 +45,7 @@ CLASSES = {"real": REAL, "fake": FAKE}
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au")
 INT16_SCALE = 32767.0
 CACHE_VERSION = 1  # bump when the decoding or the cache format changes
+VARIANTS_VERSION = 1  # bump when a channel or augmentation changes what it computes
 MAX_SHOWN = 10  # bad files listed by name in BadFilesError
 
 
@@ -65,13 +68,16 @@ class BadFilesError(LcnnError):
 class Clips:
     """A decoded split: `audio` int16 [N, L] (memory-mapped from the cache), valid samples
     per row in `lengths` (the rest is zero padding), labels REAL=0 / FAKE=1, source files,
-    and the bad files that were skipped (path, reason)."""
+    and the bad files that were skipped (path, reason). `cache` is the .npy file the audio
+    comes from; `variants` int16 [N, K, L] are augmented copies (see build_variants)."""
 
     audio: np.ndarray
     lengths: np.ndarray
     labels: np.ndarray
     files: list[Path]
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    cache: Path | None = None
+    variants: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -343,7 +349,80 @@ def load_split(
         labels=np.asarray(info["labels"], dtype=np.int32),
         files=[root / rel for rel in info["files"]],
         skipped=bad,
+        cache=npy,
     )
+
+
+# ------------------------------------------------------------------ augmented copies (cached)
+
+Variant = Callable[[np.ndarray, np.random.Generator, int], np.ndarray]
+
+
+def _variant_rows(clips: Clips, i: int, fn: Variant, k: int, seed: int) -> np.ndarray:
+    """The k copies of clip i as int16 [k, L], each normalised like a decoded clip."""
+    n = int(clips.lengths[i])
+    x = np.asarray(clips.audio[i, :n], dtype=np.float32) / INT16_SCALE
+    rows = np.zeros((k, clips.audio.shape[1]), dtype=np.int16)
+    for j in range(k):
+        # seeded by (seed, clip, copy): a copy does not depend on which thread made it
+        y = normalize(fn(x, np.random.default_rng([seed, i, j]), j))
+        rows[j, :n] = np.round(y[:n] * INT16_SCALE).astype(np.int16)
+    return rows
+
+
+def build_variants(clips: Clips, fn: Variant, k: int, tag: str,
+                   progress: bool = True) -> np.ndarray:
+    """k augmented copies of every clip: int16 [N, k, L], row i lines up with clips.audio[i].
+
+    fn(x, rng, j) gets the valid part of a clip (float32) and returns the j-th copy, same
+    length; it is then normalised (as load_audio does with any file). The result is cached
+    beside the split as <split>-<key>-v<hash of tag and k>.npy, so `tag` must name everything
+    the copies depend on (channel settings, seed). Without a cache file (clips made by
+    hand) the copies stay in memory.
+    """
+    digest = hashlib.sha256(json.dumps([VARIANTS_VERSION, tag, k]).encode()).hexdigest()
+    seed = int(digest[:8], 16)
+    shape = (len(clips), k, clips.audio.shape[1])
+    npy = None if clips.cache is None else clips.cache.with_name(
+        f"{clips.cache.stem}-v{digest[:16]}.npy")
+    if npy is not None and npy.exists():
+        try:
+            cached = np.load(npy, mmap_mode="r")
+            if cached.shape == shape:
+                return cached
+        except (OSError, ValueError):
+            pass  # damaged: build it again
+    with ThreadPoolExecutor(max_workers=2) as pool, contextlib.ExitStack() as stack:
+        if npy is None:
+            out = np.zeros(shape, dtype=np.int16)
+        else:
+            tmp = stack.enter_context(atomic_path(npy))
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=shape)
+        rows = pool.map(lambda i: _variant_rows(clips, i, fn, k, seed), range(len(clips)))
+        for i, row in enumerate(tqdm(rows, total=len(clips), desc=f"augmenting ({tag})",
+                                     unit="clip", disable=not progress)):
+            out[i] = row
+        if npy is None:
+            return out
+        out.flush()
+        del out
+    return np.load(npy, mmap_mode="r")
+
+
+def training_variants(clips: Clips, cfg: Config, progress: bool = True) -> np.ndarray | None:
+    """The cached channel-augmented copies the Config asks for (None when it asks for none):
+    copy j goes through the kind channel_kinds(cfg)[j % number of kinds]."""
+    from lcnn.augment import channel_kinds, variant
+
+    kinds = channel_kinds(cfg)
+    if not kinds or cfg.augment_variants < 1:
+        return None
+
+    def fn(x: np.ndarray, rng: np.random.Generator, j: int) -> np.ndarray:
+        return variant(x, kinds[j % len(kinds)], cfg.sample_rate, rng, cfg.augment_rawboost)
+
+    tag = f"{'+'.join(kinds)} rawboost={cfg.augment_rawboost} seed={cfg.seed}"
+    return build_variants(clips, fn, cfg.augment_variants, tag, progress)
 
 
 def class_weights(labels: np.ndarray) -> dict[int, float]:
@@ -448,7 +527,8 @@ def make_dataset(
 ) -> tf.data.Dataset:  # fmt: skip
     """Batches of (x float32 [B, cfg.n_samples], y float32 [B]) from decoded clips.
 
-    Training: shuffled every epoch, random crops, augmentation per the Config flags.
+    Training: shuffled every epoch, random crops, augmentation per the Config flags; with
+    channel augmentation on, each row is the clip or one of its cached copies (uniformly).
     Evaluation: file order, centre crops, no augmentation, so scores line up with
     `clips.files`. Rows are read from the (memory-mapped) cache one batch at a time.
     """
@@ -458,12 +538,22 @@ def make_dataset(
     lengths = clips.lengths.astype(np.int32)
     labels = clips.labels.astype(np.float32)
 
-    def read_rows(index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return np.asarray(clips.audio[index]), lengths[index], labels[index]
+    if training and clips.variants is None:
+        clips.variants = training_variants(clips, cfg)
+    variants = clips.variants if training else None
+    copies = 0 if variants is None else variants.shape[1]
 
-    def load(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    def read_rows(index: np.ndarray, pick: np.ndarray) -> tuple[np.ndarray, ...]:
+        audio = np.asarray(clips.audio[index])
+        if copies:
+            copy = pick > 0  # pick 0 is the clip itself, pick j its copy j - 1
+            audio[copy] = variants[index[copy], pick[copy] - 1]
+        return audio, lengths[index], labels[index]
+
+    def load(index: tf.Tensor, pick: tf.Tensor | None = None) -> tuple[tf.Tensor, ...]:
+        pick = tf.zeros_like(index, tf.int32) if pick is None else pick
         audio, length, label = tf.numpy_function(
-            read_rows, [index], [tf.int16, tf.int32, tf.float32], stateful=False
+            read_rows, [index, pick], [tf.int16, tf.int32, tf.float32], stateful=False
         )
         audio.set_shape([None, clips.audio.shape[1]])
         length.set_shape([None])
@@ -479,12 +569,13 @@ def make_dataset(
         ds = ds.map(lambda a, length, y: (to_float(_crop(a, length, n, None)), y))
         return ds.prefetch(tf.data.AUTOTUNE)
 
-    ds = ds.shuffle(len(clips), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(load)
+    ds = ds.shuffle(len(clips), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
-    def train_step(batch, batch_seed):
-        audio, length, y = batch
+    def train_step(index, batch_seed):
+        pick_seed = tf.random.experimental.stateless_fold_in(batch_seed, 1)
+        pick = tf.random.stateless_uniform(tf.shape(index), pick_seed, 0, copies + 1, tf.int32)
+        audio, length, y = load(index, pick)
         crop_seed, aug_seed = tf.unstack(tf.random.experimental.stateless_split(batch_seed, 2))
         x = to_float(_crop(audio, length, n, crop_seed))
         return augment(x, cfg, aug_seed), y

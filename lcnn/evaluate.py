@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
-from lcnn import runs
+from lcnn import channels, runs
 from lcnn.metrics import eer_by_group, summarize
 
 METADATA = "metadata.csv"
@@ -43,29 +44,89 @@ def read_attacks(data_path: Path, files: list[Path]) -> np.ndarray | None:
 
 def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: str = "testing",
              threshold: float = 0.5, skip_bad: bool = False,
-             cache_dir: str | Path | None = None) -> dict:
+             cache_dir: str | Path | None = None, condition: str = "clean",
+             windows: bool = False, seed: int = 0, model=None) -> dict:
     """Score every clip of a split with the run's best model and summarise.
 
-    Writes <run_dir>/scores-<split>.tsv and metrics-<split>.json; returns the metrics dict
-    (see lcnn.metrics.summarize) plus `eer_by_attack` when the data has a metadata.csv.
+    `condition` passes every clip through one channel of lcnn.channels.CONDITIONS first
+    (seeded by `seed`); `windows` scores whole files as `predict` does (see window_scores)
+    instead of one centre clip each. Writes <run_dir>/scores-<split><tag>.tsv and
+    metrics-<split><tag>.json (tag: "-<condition>" unless clean, "-windows" with windows);
+    returns the metrics dict (see lcnn.metrics.summarize) plus `eer_by_attack` when the
+    data has a metadata.csv. `model`: the run's model if already loaded.
     """
     from lcnn import data
     from lcnn.train import predict_scores, set_threads
 
+    channel = channels.condition(condition)  # an unknown name fails before any loading
     run_dir = Path(run_dir)
     cfg = runs.load_config(run_dir)
     set_threads(cfg.threads)
     if data_path is None:
         data_path = runs.data_path(run_dir)
-    model = runs.load_model(run_dir)
+    model = runs.load_model(run_dir) if model is None else model
     clips = data.load_split(data_path, split, cfg, cache_dir=cache_dir, skip_bad=skip_bad)
-    scores = predict_scores(model, data.make_dataset(clips, cfg, training=False))
+    if windows:
+        scores = window_scores(model, clips.files, cfg, channel, seed)
+    else:
+        if channel is not None:
+            clips = with_channel(clips, cfg, condition, channel, seed)
+        scores = predict_scores(model, data.make_dataset(clips, cfg, training=False))
     result = summarize(clips.labels, scores, threshold)
-    result["split"] = split
+    result.update(split=split, condition=condition, windows=windows)
     attacks = read_attacks(Path(data_path), clips.files)
     if attacks is not None:
         result["eer_by_attack"] = eer_by_group(clips.labels, scores, attacks)
-    runs.write_scores(run_dir / f"scores-{split}.tsv", clips.files, scores, clips.labels,
+    tag = ("" if condition == "clean" else f"-{condition}") + ("-windows" if windows else "")
+    runs.write_scores(run_dir / f"scores-{split}{tag}.tsv", clips.files, scores, clips.labels,
                       attacks)
-    runs.write_json(run_dir / f"metrics-{split}.json", result)
+    runs.write_json(run_dir / f"metrics-{split}{tag}.json", result)
     return result
+
+
+def with_channel(clips, cfg, name: str, channel: channels.Channel, seed: int):
+    """The clips after `channel` (cached like training copies; see data.build_variants)."""
+    from lcnn import data
+
+    def fn(x: np.ndarray, rng: np.random.Generator, j: int) -> np.ndarray:
+        return channel(x, cfg.sample_rate, rng)
+
+    audio = data.build_variants(clips, fn, 1, f"condition {name} seed={seed}")[:, 0]
+    return dataclasses.replace(clips, audio=audio, variants=None)
+
+
+def window_scores(model, files: list[Path], cfg, channel: channels.Channel | None = None,
+                  seed: int = 0, chunk: int = 32) -> np.ndarray:
+    """Each file's score as `predict` gives it: the mean over 50 %-overlapping windows of the
+    whole file (after `channel`, seeded per file, and normalised like any loaded file)."""
+    from lcnn.audio import load_audio, normalize
+    from lcnn.predict import clip_windows
+
+    def windows_of(i: int) -> np.ndarray:
+        x = load_audio(files[i], cfg.sample_rate)
+        if channel is not None:
+            x = normalize(channel(x, cfg.sample_rate, np.random.default_rng([seed, i])))
+        return clip_windows(x, cfg).astype(np.float32)
+
+    scores = np.zeros(len(files))
+    for start in range(0, len(files), chunk):  # a chunk of files at a time keeps memory flat
+        parts = [windows_of(i) for i in range(start, min(start + chunk, len(files)))]
+        batch = np.concatenate(parts)
+        out = np.concatenate([np.asarray(model.predict_on_batch(batch[b : b + cfg.batch_size]))
+                              .reshape(-1) for b in range(0, len(batch), cfg.batch_size)])
+        ends = np.cumsum([len(p) for p in parts])
+        scores[start : start + len(parts)] = [w.mean() for w in np.split(out, ends[:-1])]
+    return scores
+
+
+def robustness(run_dir: str | Path, data_path: str | Path | None = None,
+               split: str = "testing", seed: int = 0, windows: bool = False,
+               **kwargs) -> dict[str, dict]:
+    """evaluate() under every condition of lcnn.channels.CONDITIONS; also written to
+    <run_dir>/robustness-<split>.json. Returns {condition: metrics}."""
+    model = runs.load_model(run_dir)
+    table = {name: evaluate(run_dir, data_path, split, condition=name, windows=windows,
+                            seed=seed, model=model, **kwargs) for name in channels.CONDITIONS}
+    tag = "-windows" if windows else ""
+    runs.write_json(Path(run_dir) / f"robustness-{split}{tag}.json", table)
+    return table
