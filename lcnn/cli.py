@@ -79,9 +79,11 @@ def cmd_robustness(args) -> int:
     clean = table["clean"]
     print(f"{args.split}: {clean['n_real']} real, {clean['n_fake']} fake, each through one "
           f"channel (seed {args.seed}){'; whole files in windows' if args.windows else ''}")
-    print(f"  {'condition':<12} {'EER':>7}  {'ROC-AUC':>7}  {'EER - clean':>11}")
+    print(f"  {'condition':<12} {'EER':>7}  {'95% CI':<15}  {'ROC-AUC':>7}  {'EER - clean':>11}")
     for name, r in table.items():
-        print(f"  {name:<12} {100 * r['eer']:6.2f}%  {r['roc_auc']:7.4f}  "
+        ci = r.get("eer_ci95")  # bootstrap interval, when lcnn.metrics.summarize gives one
+        ci = f"{100 * ci[0]:5.1f}-{100 * ci[1]:5.1f}%" if ci else "-"
+        print(f"  {name:<12} {100 * r['eer']:6.2f}%  {ci:<15}  {r['roc_auc']:7.4f}  "
               f"{100 * (r['eer'] - clean['eer']):+10.2f}")
     return 0
 
