@@ -1,14 +1,24 @@
-"""Front-end ablation: sinc kernel length, stride + pooling and filter count, trained the same way.
+"""Ablations: front end, channel augmentation, and transfer to held-out attacks and speakers.
 
-Usage: .venv/bin/python bench/ablation.py [--data data/demo] [--seeds 42 43] [--quick]
+Usage: .venv/bin/python bench/ablation.py [--data data/demo] [--seeds 42 43 44] [--quick]
+                                          [--tables front_end augment transfer]
 
-Each setting is the default Config with a few front-end fields changed (see SETTINGS), trained
+front_end: the default Config with a few front-end fields changed (see SETTINGS), trained
 with lcnn.train.train (same epochs, augmentation, early stopping and seed) on the demo
 corpus, and evaluated on `testing`: EER overall and on the unseen attack family (the one that
 appears in testing only, read from metadata.csv). Clips/s are the training epochs' median
 (first epoch excluded) from each run's history; runs share the CPU with whatever else runs,
 so compare speeds within one table.
 
+augment: the default with one kind of channel augmentation on (AUGMENT_SETTINGS), each run
+also evaluated under every robustness condition (lcnn.evaluate.robustness).
+
+transfer: leave-one-out over the metadata.csv columns in HOLDOUTS. For each value (an attack
+family, a speaker) the run trains on a copy of the corpus (symbolic links) without any clip
+of that value and is tested on the value's clips against real clips it never saw (see
+holdout_tree).
+
+EERs are the mean over seeds with a 95 % t-interval over seeds (in brackets).
 Writes bench/ablation.json and the generated section of bench/ablation.md.
 """
 
@@ -43,6 +53,31 @@ SETTINGS = [
     ("32 filters", {"sinc_filters": 32}),
     ("fixed filters (mel)", {"sinc_trainable": False}),
 ]
+
+
+# Channel augmentation (lcnn.channels / lcnn.augment), one kind at a time, then all together.
+AUGMENT_SETTINGS = [
+    ("no channel augmentation", {}),
+    ("codec copies", {"augment_codec": True}),
+    ("reverb copies", {"augment_reverb": True}),
+    ("telephone copies", {"augment_telephone": True}),
+    ("RawBoost 1+2 copies", {"augment_rawboost": "12"}),
+    ("codec + reverb + RawBoost 1+2", {"augment_codec": True, "augment_reverb": True,
+                                       "augment_rawboost": "12"}),
+]
+# Leave-one-out transfer: (metadata.csv column, which clips a held-out value covers).
+HOLDOUTS = [("attack", "fake"), ("speaker", "both")]
+
+
+def seed_interval(values: list[float]) -> str:
+    """Percent: mean over seeds and its 95 % t-interval (just the value for one seed)."""
+    from scipy import stats
+
+    v = 100 * np.asarray(values, dtype=np.float64)
+    if v.size < 2:
+        return f"{v.mean():.1f}" if v.size else "-"
+    half = stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size)
+    return f"{v.mean():.1f} [{v.mean() - half:.1f}, {v.mean() + half:.1f}]"
 
 
 def front_end(cfg: Config) -> dict:
@@ -99,6 +134,133 @@ def table(rows: list[dict], unseen: list[str]) -> str:
     return "\n".join(lines)
 
 
+def augment_setting(data_path: Path, run_dir: Path, cfg: Config, unseen: list[str]) -> dict:
+    """train_setting plus the testing EER under every robustness condition."""
+    from lcnn.evaluate import robustness
+
+    row = train_setting(data_path, run_dir, cfg, unseen)
+    row["condition_eer"] = {name: r["eer"] for name, r in robustness(run_dir, data_path).items()}
+    return row
+
+
+def augment_table(rows: list[dict], unseen: list[str]) -> str:
+    """Markdown: testing, unseen-attack, mean and worst condition EER per setting."""
+    lines = [f"| channel augmentation | testing EER % | unseen ({', '.join(unseen) or '-'}) "
+             "EER % | mean over conditions EER % | worst condition EER % |",
+             "|---|---|---|---|---|"]
+    for row in rows:
+        seeds = row["runs"]
+        unseen_eers = [np.mean(list(r["unseen_eer"].values())) for r in seeds if r["unseen_eer"]]
+        worst = [max(r["condition_eer"].values()) for r in seeds]
+        worst_name = max(seeds[0]["condition_eer"], key=seeds[0]["condition_eer"].get)
+        lines.append(
+            f"| {row['name']} | {seed_interval([r['test_eer'] for r in seeds])} | "
+            f"{seed_interval(unseen_eers)} | "
+            f"{seed_interval([np.mean(list(r['condition_eer'].values())) for r in seeds])} | "
+            f"{seed_interval(worst)} ({worst_name}, seed {seeds[0]['seed']}) |")
+    return "\n".join(lines)
+
+
+def holdout_values(data_path: Path, column: str, covers: str) -> list[str]:
+    """Values of a metadata.csv column to hold out: those of fake clips (covers="fake"), or
+    those with both real and fake clips (covers="both")."""
+    from lcnn.evaluate import read_metadata
+
+    by_class: dict[str, set] = {"real": set(), "fake": set()}
+    for rel, row in read_metadata(data_path).items():
+        if column in row:
+            by_class[Path(rel).parts[1].lower()].add(row[column])
+    values = by_class["fake"] if covers == "fake" else by_class["fake"] & by_class["real"]
+    return sorted(values)
+
+
+def holdout_tree(data_path: Path, column: str, value: str, covers: str, dest: Path) -> dict:
+    """A copy of the corpus as symbolic links that holds out the clips whose `column` is `value`.
+
+    training/ and validation/ keep every other clip. testing/ holds the held-out clips of
+    all splits (none was trained on) and, for covers="fake" (an attack family), the
+    testing split's real clips; for covers="both" (a speaker), the held-out real clips are
+    the real side. Returns the testing counts.
+    """
+    import shutil
+
+    from lcnn.evaluate import read_metadata
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    counts = {"test_real": 0, "test_fake": 0}
+    for rel, row in read_metadata(data_path).items():
+        split, cls = Path(rel).parts[0], Path(rel).parts[1].lower()
+        if row.get(column) == value:
+            target = dest / "testing" / cls / f"{split}-{Path(rel).name}"
+        elif split != "testing" or (covers == "fake" and cls == "real"):
+            target = dest / rel
+        else:
+            continue
+        if target.is_relative_to(dest / "testing"):
+            counts[f"test_{cls}"] += 1
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to((data_path / rel).resolve())
+    return counts
+
+
+def transfer_rows(data_path: Path, out_dir: Path, base: Config, seeds: list[int],
+                  column: str, covers: str) -> list[dict]:
+    """Leave-one-out over the values of a metadata column: train without, test on it."""
+    from lcnn.evaluate import evaluate
+    from lcnn.train import train
+
+    rows = []
+    for value in holdout_values(data_path, column, covers):
+        slug = "".join(c if c.isalnum() else "-" for c in value)
+        tree = out_dir / "trees" / f"{column}-{slug}"
+        counts = holdout_tree(data_path, column, value, covers, tree)
+        if not (counts["test_real"] and counts["test_fake"]):
+            continue  # nothing to compute an EER on
+        runs_ = []
+        for seed in seeds:
+            print(f"without {column} {value}, seed {seed} ...", flush=True)
+            run_dir = out_dir / f"without-{column}-{slug}-{seed}"
+            state = train(tree, run_dir, dataclasses.replace(base, seed=seed), overwrite=True,
+                          verbose=0)
+            runs_.append({"seed": seed, "val_eer": state["best_eer"],
+                          "test_eer": evaluate(run_dir, tree, "testing")["eer"]})
+        rows.append({"column": column, "value": value, **counts, "runs": runs_})
+    return rows
+
+
+def transfer_table(rows: list[dict]) -> str:
+    """Markdown: one line per held-out value, then the mean per column."""
+    lines = ["| held out | testing clips (real / fake) | EER % on the held-out clips |",
+             "|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['column']} {row['value']} | {row['test_real']} / "
+                     f"{row['test_fake']} | {seed_interval([r['test_eer'] for r in row['runs']])}"
+                     " |")
+    for column in dict.fromkeys(r["column"] for r in rows):
+        per_seed = np.mean([[r["test_eer"] for r in row["runs"]] for row in rows
+                            if row["column"] == column], axis=0)
+        lines.append(f"| **mean over {column} values** | | {seed_interval(per_seed)} |")
+    return "\n".join(lines)
+
+
+def settings_rows(settings, run, data_path: Path, out_dir: Path, base: Config,
+                  seeds: list[int], unseen: list[str]) -> list[dict]:
+    """Train every (name, overrides) setting once per seed with `run`."""
+    rows = []
+    for name, overrides in settings:
+        cfg = dataclasses.replace(base, **overrides)
+        runs_ = []
+        for seed in seeds:
+            print(f"{name}, seed {seed} ({cfg.epochs} epochs) ...", flush=True)
+            slug = name.split(" (")[0].replace(" ", "-").replace(",", "").replace("+", "")
+            runs_.append(run(data_path, out_dir / f"{slug}-{seed}",
+                             dataclasses.replace(cfg, seed=seed), unseen))
+        rows.append({"name": name, "overrides": overrides, "front_end": front_end(cfg),
+                     "runs": runs_})
+    return rows
+
+
 def main() -> None:
     import tensorflow as tf
 
@@ -108,6 +270,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "demo")
     parser.add_argument("--seeds", type=int, nargs="+", default=[Config.seed],
                         help="one training per seed and setting (make ablation: 42 43)")
+    parser.add_argument("--tables", nargs="+", default=["front_end", "augment", "transfer"],
+                        choices=["front_end", "augment", "transfer"])
     parser.add_argument("--quick", action="store_true", help="2 epochs; checks the script only")
     args = parser.parse_args()
     set_threads(THREADS)
@@ -120,23 +284,25 @@ def main() -> None:
     out_dir = ROOT / "runs" / ("ablation-quick" if args.quick else "ablation")
     unseen = unseen_attacks(args.data)
     started = time.perf_counter()
-    rows = []
-    for name, overrides in SETTINGS:
-        cfg = dataclasses.replace(base, **overrides)
-        seeds = []
-        for seed in args.seeds:
-            print(f"{name}, seed {seed} ({cfg.epochs} epochs) ...", flush=True)
-            slug = name.split(" (")[0].replace(" ", "-").replace(",", "")
-            seeds.append(train_setting(args.data, out_dir / f"{slug}-{seed}",
-                                       dataclasses.replace(cfg, seed=seed), unseen))
-        rows.append({"name": name, "overrides": overrides, "front_end": front_end(cfg),
-                     "runs": seeds})
     result = {"command": " ".join([".venv/bin/python bench/ablation.py", *sys.argv[1:]]),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "tensorflow": tf.__version__, "threads": THREADS, "data": str(args.data),
-              "config": dataclasses.asdict(base), "seeds": args.seeds, "unseen": unseen,
-              "settings": rows, "seconds": time.perf_counter() - started}
-    text = table(rows, unseen)
+              "config": dataclasses.asdict(base), "seeds": args.seeds, "unseen": unseen}
+    texts = []
+    if "front_end" in args.tables:
+        result["settings"] = settings_rows(SETTINGS, train_setting, args.data, out_dir, base,
+                                           args.seeds, unseen)
+        texts.append(table(result["settings"], unseen))
+    if "augment" in args.tables:
+        result["augment"] = settings_rows(AUGMENT_SETTINGS, augment_setting, args.data,
+                                          out_dir, base, args.seeds, unseen)
+        texts.append(augment_table(result["augment"], unseen))
+    if "transfer" in args.tables:
+        result["transfer"] = [row for column, covers in HOLDOUTS for row in transfer_rows(
+            args.data, out_dir, base, args.seeds, column, covers)]
+        texts.append(transfer_table(result["transfer"]))
+    result["seconds"] = time.perf_counter() - started
+    text = "\n\n".join(texts)
     print(text)
     print(f"\n{result['seconds']:.0f} s")
     if args.quick:
