@@ -3,7 +3,7 @@
 Usage: .venv/bin/python bench/ablation.py [--data data/demo] [--seeds 42 43] [--quick]
 
 Each setting is the default Config with a few front-end fields changed (see SETTINGS), trained
-with lcnn.train.train (same epochs, augmentation, early stopping and seed) on the demo
+with lcnn.detector.train.train (same epochs, augmentation, early stopping and seed) on the demo
 corpus, and evaluated on `testing`: EER overall and on the unseen attack family (the one that
 appears in testing only, read from metadata.csv). Clips/s are the training epochs' median
 (first epoch excluded) from each run's history; runs share the CPU with whatever else runs,
@@ -55,10 +55,10 @@ def front_end(cfg: Config) -> dict:
 
 def train_setting(data_path: Path, run_dir: Path, cfg: Config, unseen: list[str]) -> dict:
     """Train and evaluate one setting; its speed, size and EERs."""
-    from lcnn import data
-    from lcnn.evaluate import evaluate
-    from lcnn.model import build_model, model_flops
-    from lcnn.train import train
+    from lcnn.detector import data
+    from lcnn.detector.evaluate import evaluate
+    from lcnn.detector.model import build_model, model_flops
+    from lcnn.detector.train import train
 
     started = time.perf_counter()
     state = train(data_path, run_dir, cfg, overwrite=True, verbose=0)
@@ -101,8 +101,7 @@ def table(rows: list[dict], unseen: list[str]) -> str:
 
 def main() -> None:
     import tensorflow as tf
-
-    from lcnn.train import set_threads
+    from lcnn.runtime import set_threads
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "demo")

@@ -145,8 +145,8 @@ def test_folders_source_reads_metadata_columns(tmp_path):
 
 
 def test_load_split_decodes_a_manifest_with_its_metadata(tmp_path):
-    from lcnn import data
     from lcnn.config import Config
+    from lcnn.detector import data
 
     for i in range(4):
         _tone(tmp_path / "a" / f"{i}.wav", seconds=2.0)

@@ -25,41 +25,18 @@ from tqdm.auto import tqdm
 
 from lcnn.audio import TARGET_RMS, fix_length, load_audio
 from lcnn.config import Config
-from lcnn.dataset import (  # noqa: F401  (layout helpers callers still import from here)
-    AUDIO_SUFFIXES,
-    CLASSES,
-    SPLITS,
+from lcnn.dataset import (
     DataSource,
-    audio_files,
     canonical_split,
-    class_folders,
-    find_splits,
-    list_files,
     open_source,
 )
-from lcnn.errors import AudioError, LcnnError
-from lcnn.runs import atomic_path
+from lcnn.errors import AudioError, BadFilesError, LcnnError
+from lcnn.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 INT16_SCALE = 32767.0
 CACHE_VERSION = 1  # bump when the decoding or the cache format changes
-MAX_SHOWN = 10  # bad files listed by name in BadFilesError
-
-
-class BadFilesError(LcnnError):
-    """Some files of a split could not be decoded. `bad` holds (path, reason) pairs."""
-
-    def __init__(self, bad: list[tuple[Path, str]], where: str, hint: str | None = None):
-        self.bad = bad
-        lines = [f"{len(bad)} bad audio file(s) in {where}:"]
-        lines += [f"  {path}: {reason}" for path, reason in bad[:MAX_SHOWN]]
-        if len(bad) > MAX_SHOWN:
-            lines.append(f"  ... and {len(bad) - MAX_SHOWN} more")
-        lines.append(
-            hint or "Fix or remove them, or pass --skip_bad (skip_bad=True) to leave them out."
-        )
-        super().__init__("\n".join(lines))
 
 
 @dataclass
