@@ -4,14 +4,14 @@ Usage: .venv/bin/python bench/ablation.py [--data data/demo] [--seeds 42 43 44] 
                                           [--tables front_end augment transfer]
 
 front_end: the default Config with a few front-end fields changed (see SETTINGS), trained
-with lcnn.train.train (same epochs, augmentation, early stopping and seed) on the demo
+with lcnn.detector.train.train (same epochs, augmentation, early stopping and seed) on the demo
 corpus, and evaluated on `testing`: EER overall and on the unseen attack family (the one that
 appears in testing only, read from metadata.csv). Clips/s are the training epochs' median
 (first epoch excluded) from each run's history; runs share the CPU with whatever else runs,
 so compare speeds within one table.
 
 augment: the default with one kind of channel augmentation on (AUGMENT_SETTINGS), each run
-also evaluated under every robustness condition (lcnn.evaluate.robustness).
+also evaluated under every robustness condition (lcnn.detector.evaluate.robustness).
 
 transfer: leave-one-out over the metadata.csv columns in HOLDOUTS. For each value (an attack
 family, a speaker) the run trains on a copy of the corpus (symbolic links) without any clip
@@ -90,10 +90,10 @@ def front_end(cfg: Config) -> dict:
 
 def train_setting(data_path: Path, run_dir: Path, cfg: Config, unseen: list[str]) -> dict:
     """Train and evaluate one setting; its speed, size and EERs."""
-    from lcnn import data
-    from lcnn.evaluate import evaluate
-    from lcnn.model import build_model, model_flops
-    from lcnn.train import train
+    from lcnn.detector import data
+    from lcnn.detector.evaluate import evaluate
+    from lcnn.detector.model import build_model, model_flops
+    from lcnn.detector.train import train
 
     started = time.perf_counter()
     state = train(data_path, run_dir, cfg, overwrite=True, verbose=0)
@@ -136,7 +136,7 @@ def table(rows: list[dict], unseen: list[str]) -> str:
 
 def augment_setting(data_path: Path, run_dir: Path, cfg: Config, unseen: list[str]) -> dict:
     """train_setting plus the testing EER under every robustness condition."""
-    from lcnn.evaluate import robustness
+    from lcnn.detector.evaluate import robustness
 
     row = train_setting(data_path, run_dir, cfg, unseen)
     row["condition_eer"] = {name: r["eer"] for name, r in robustness(run_dir, data_path).items()}
@@ -164,7 +164,7 @@ def augment_table(rows: list[dict], unseen: list[str]) -> str:
 def holdout_values(data_path: Path, column: str, covers: str) -> list[str]:
     """Values of a metadata.csv column to hold out: those of fake clips (covers="fake"), or
     those with both real and fake clips (covers="both")."""
-    from lcnn.evaluate import read_metadata
+    from lcnn.dataset import read_metadata
 
     by_class: dict[str, set] = {"real": set(), "fake": set()}
     for rel, row in read_metadata(data_path).items():
@@ -184,7 +184,7 @@ def holdout_tree(data_path: Path, column: str, value: str, covers: str, dest: Pa
     """
     import shutil
 
-    from lcnn.evaluate import read_metadata
+    from lcnn.dataset import read_metadata
 
     if dest.exists():
         shutil.rmtree(dest)
@@ -207,8 +207,8 @@ def holdout_tree(data_path: Path, column: str, value: str, covers: str, dest: Pa
 def transfer_rows(data_path: Path, out_dir: Path, base: Config, seeds: list[int],
                   column: str, covers: str) -> list[dict]:
     """Leave-one-out over the values of a metadata column: train without, test on it."""
-    from lcnn.evaluate import evaluate
-    from lcnn.train import train
+    from lcnn.detector.evaluate import evaluate
+    from lcnn.detector.train import train
 
     rows = []
     for value in holdout_values(data_path, column, covers):
@@ -263,8 +263,7 @@ def settings_rows(settings, run, data_path: Path, out_dir: Path, base: Config,
 
 def main() -> None:
     import tensorflow as tf
-
-    from lcnn.train import set_threads
+    from lcnn.runtime import set_threads
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "demo")

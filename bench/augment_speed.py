@@ -1,11 +1,11 @@
-"""Training throughput with channel augmentation on vs off (cached copies, lcnn.data).
+"""Training throughput with channel augmentation on vs off (cached copies, lcnn.detector.data).
 
 Usage: .venv/bin/python bench/augment_speed.py [--data data/demo] [--repeats 5]
            [--kinds codec,reverb,rawboost] [--variants 4] [--cache_dir DIR]
 
 1. Builds the training split's augmented copies once (the one-off cost, in clips/s).
 2. Trains one model, one epoch at a time, alternating a pipeline without copies and one
-   that reads a copy or the clip (as lcnn.train does), and reports clips/s of each and
+   that reads a copy or the clip (as lcnn.detector.train does), and reports clips/s of each and
    their ratio per pair (median, min, max): the ratio holds even when other jobs share the
    CPU, absolute speeds do not. Same for the input pipeline alone (no model).
 
@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from run import THREADS, interleaved, summary  # noqa: E402
 
-from lcnn import runs  # noqa: E402
 from lcnn.config import Config  # noqa: E402
+from lcnn.io import atomic_write_text  # noqa: E402
 
 
 def augmented_config(cfg: Config, kinds: list[str], variants: int) -> Config:
@@ -42,9 +42,10 @@ def augmented_config(cfg: Config, kinds: list[str], variants: int) -> Config:
 
 def measure(data_path: Path, kinds: list[str], variants: int, repeats: int,
             cache_dir: str | None) -> dict:
-    from lcnn import data
-    from lcnn.model import build_model
-    from lcnn.train import compile_model, set_threads
+    from lcnn.detector import data
+    from lcnn.detector.model import build_model
+    from lcnn.detector.train import compile_model
+    from lcnn.runtime import set_threads
 
     set_threads(THREADS)
     plain = Config(threads=THREADS)
@@ -95,7 +96,7 @@ def main() -> None:
     args = p.parse_args()
     r = measure(args.data, args.kinds.split(","), args.variants, args.repeats, args.cache_dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    runs.atomic_write_text(args.out, json.dumps(r, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(r, indent=2) + "\n")
     print(f"{r['clips']} training clips, {r['variants']} copies each ({'+'.join(r['kinds'])}): "
           f"built in {r['build_s']:.0f} s ({r['build_clips_per_s']:.1f} copies/s, once)")
     for what in ("train", "pipeline"):

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from lcnn.config import Config  # noqa: E402
-from lcnn.model import build_model, model_flops  # noqa: E402
+from lcnn.detector.model import build_model, model_flops  # noqa: E402
 
 
 def parse_value(text: str):

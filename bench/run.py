@@ -7,14 +7,14 @@ One process, one run, 2 threads, on the demo corpus's 2-s clips at 16 kHz:
 1. peak: a large float32 matmul, the machine's attainable FLOP rate for TensorFlow.
 2. pipeline: one epoch over the training split decoded from the audio files
    (lcnn.audio.load_audio in tf.data) against the same epoch from the decoded cache
-   (lcnn.data.make_dataset), both with the training augmentation, taking turns.
-3. training (lcnn.train.train: cached pipeline, the Config's batch size and settings): the
+   (lcnn.detector.data.make_dataset), both with the training augmentation, taking turns.
+3. training (lcnn.detector.train.train: cached pipeline, the Config's batch size and settings): the
    default model for the Config's epochs, then the default model and the seed design for
    the same short number of epochs (`--compare_epochs`), which gives the seed's speed and
    the EER comparison. Clips/s per epoch come from the runs' history (the first epoch,
-   which builds the graph, excluded); EER on `testing` from lcnn.evaluate.evaluate.
+   which builds the graph, excluded); EER on `testing` from lcnn.detector.evaluate.evaluate.
 4. inference and export: batch inference of the trained default model, TFLite float32 and
-   int8 export (lcnn.export), their EER on `testing`, and single-clip latency of Keras and
+   int8 export (lcnn.detector.export), their EER on `testing`, and single-clip latency of Keras and
    both TFLite files, taking turns, median after warm-up.
 
 Writes bench/results.json and the results section of bench/README.md. `--quick` (2 epochs,
@@ -38,8 +38,9 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from lcnn import runs  # noqa: E402
 from lcnn.config import Config  # noqa: E402
+from lcnn.detector import runs  # noqa: E402
+from lcnn.io import atomic_write_text  # noqa: E402
 
 THREADS = 2
 MATMUL_N = 4096
@@ -90,7 +91,7 @@ def interleaved(fns: dict, repeats: int, warmup: int = 1) -> dict[str, list[floa
 
 def atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    runs.atomic_write_text(path, text)
+    atomic_write_text(path, text)
 
 
 # ------------------------------------------------------------------ measurements
@@ -122,13 +123,13 @@ def peak_gflops(repeats: int) -> dict:
 def uncached_dataset(files: list[Path], labels: np.ndarray, cfg: Config, seed: int):
     """The training pipeline without the cache: decode each file with load_audio every epoch.
 
-    Same shuffling, random crop, batching and augmentation as lcnn.data.make_dataset, so the
-    comparison isolates the decoding cost.
+    Same shuffling, random crop, batching and augmentation as
+    lcnn.detector.data.make_dataset, so the comparison isolates the decoding cost.
     """
     import tensorflow as tf
 
     from lcnn.audio import fix_length, load_audio
-    from lcnn.data import augment
+    from lcnn.detector.data import augment
 
     rng = np.random.default_rng(seed)
     paths = np.array([str(f) for f in files])
@@ -152,9 +153,10 @@ def uncached_dataset(files: list[Path], labels: np.ndarray, cfg: Config, seed: i
 
 def pipeline(data_path: Path, cfg: Config, repeats: int) -> dict:
     """Seconds per training epoch from the audio files vs from the decoded cache (no model)."""
-    from lcnn import data
+    from lcnn.dataset import list_files
+    from lcnn.detector import data
 
-    files, labels = data.list_files(data_path, "training")
+    files, labels = list_files(data_path, "training")
     clips = data.load_split(data_path, "training", cfg, progress=False)
     cached = data.make_dataset(clips, cfg, training=True)
     uncached = uncached_dataset(files, labels, cfg, cfg.seed)
@@ -189,9 +191,9 @@ def epoch_speeds(run_dir: Path, clips: int) -> list[float]:
 
 def train_and_evaluate(data_path: Path, run_dir: Path, cfg: Config) -> dict:
     """Train cfg.model as `python -m lcnn train` does, then evaluate it on `testing`."""
-    from lcnn import data
-    from lcnn.evaluate import evaluate
-    from lcnn.train import train
+    from lcnn.detector import data
+    from lcnn.detector.evaluate import evaluate
+    from lcnn.detector.train import train
 
     state = train(data_path, run_dir, cfg, overwrite=True, verbose=0)
     clips = len(data.load_split(data_path, "training", cfg, progress=False))
@@ -205,7 +207,7 @@ def train_and_evaluate(data_path: Path, run_dir: Path, cfg: Config) -> dict:
 
 def testing_batches(data_path: Path, cfg: Config) -> tuple:
     """The testing split (clips with labels) and its batches as numpy, loaded once."""
-    from lcnn import data
+    from lcnn.detector import data
 
     clips = data.load_split(data_path, "testing", cfg, progress=False)
     return clips, [x.numpy() for x, _ in data.make_dataset(clips, cfg, training=False)]
@@ -214,7 +216,7 @@ def testing_batches(data_path: Path, cfg: Config) -> tuple:
 def tflite_eers(run_dir: Path, labels: np.ndarray, batches: list[np.ndarray]) -> dict:
     """Export float32 and int8 TFLite files; their sizes, EER on `testing`, and how far the
     int8 scores are from the float32 ones (EER alone moves in steps of one clip)."""
-    from lcnn.export import export_tflite, tflite_scorer
+    from lcnn.detector.export import export_tflite, tflite_scorer
     from lcnn.metrics import compute_eer
 
     out, scores = {}, {}
@@ -232,7 +234,7 @@ def tflite_eers(run_dir: Path, labels: np.ndarray, batches: list[np.ndarray]) ->
 
 def inference(run_dir: Path, batches: list[np.ndarray], tflite: dict, repeats: int) -> dict:
     """Batch inference clips/s of the Keras model; single-clip latency of Keras and TFLite."""
-    from lcnn.export import tflite_scorer
+    from lcnn.detector.export import tflite_scorer
 
     model = runs.load_model(run_dir)
     n = sum(len(x) for x in batches)
@@ -353,8 +355,8 @@ def run(data_path: Path, out_dir: Path, repeats: int, epochs: int | None,
     tf.get_logger().setLevel("ERROR")  # retracing notices for the single-clip batch shape
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")  # Keras, on tf.data input
 
-    from lcnn.model import build_model, model_flops
-    from lcnn.train import set_threads
+    from lcnn.detector.model import build_model, model_flops
+    from lcnn.runtime import set_threads
 
     set_threads(THREADS)
     cfg = Config(threads=THREADS)
@@ -410,13 +412,11 @@ def run(data_path: Path, out_dir: Path, repeats: int, epochs: int | None,
 
 def unseen_attacks(data_path: Path) -> list[str]:
     """Attack families found in `testing` but not in `training` (from metadata.csv)."""
-    from lcnn.data import list_files
-    from lcnn.evaluate import read_attacks
+    from lcnn.dataset import open_source
 
-    found = {}
-    for split in ("training", "testing"):
-        attacks = read_attacks(data_path, list_files(data_path, split)[0])
-        found[split] = set() if attacks is None else set(attacks)
+    source = open_source(data_path)
+    found = {split: set(source.listing(split).meta.get("attack", []))
+             for split in ("training", "testing")}
     return sorted(found["testing"] - found["training"])
 
 

@@ -1,7 +1,15 @@
 """lcnn: audio deepfake detection with a Light CNN on a learnable SincConv front end.
 
-Scores are the model's probability that a clip is FAKE (spoofed): 0 = real (bona fide),
-1 = fake. Note that ASVspoof's score files use the opposite direction (higher = more bona fide).
+Three layers, each importing only from the ones below it:
+
+- ``lcnn.course``   the notebooks' helpers: paths, widgets, plots;
+- ``lcnn.app``      the command line and the dataset downloader;
+- ``lcnn.detector`` layers, model, input pipeline, training, evaluation, scoring, export;
+- the package root: ``config``, ``dataset`` (which files and labels a dataset has), ``audio``,
+  ``metrics``, ``errors``, ``io`` (atomic writes) and ``runtime`` (TensorFlow threads).
+
+Scores are the model's output for "this clip is FAKE" (spoofed): 0 = real (bona fide),
+1 = fake. ASVspoof's score files use the opposite direction (higher = more bona fide).
 """
 
 __version__ = "0.1.0"

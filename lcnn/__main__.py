@@ -1,3 +1,3 @@
-from lcnn.cli import main
+from lcnn.app.cli import main
 
 raise SystemExit(main())

@@ -3,7 +3,7 @@
 Every channel takes a float32 mono waveform at `fs` Hz and returns one of the same length,
 time-aligned with the input. They are used twice: `evaluate --condition NAME` passes a split
 through one fixed channel (CONDITIONS) to measure robustness, and training can cache
-randomised variants (`random_codec`, `random_reverb`, see lcnn.data).
+randomised variants (`random_codec`, `random_reverb`, see lcnn.detector.data).
 
 Codecs run through PyAV (FFmpeg's libraries, bundled in the `av` wheels): MP3 (LAME),
 Opus, AMR-NB (OpenCORE), G.711 mu-law and A-law, G.722. The `av` wheels hold no GSM or

@@ -17,7 +17,7 @@ class Config:
     duration: float = 2.0  # seconds per clip, as in FoR for-2sec
     # model
     model: str = "lcnn"  # "lcnn" (default) or "seed" (the seed's ReLU design)
-    # front end of "lcnn" (see lcnn/model.py): learnable sinc filters, then band energy per frame
+    # front end of "lcnn" (lcnn/detector/model.py): learnable sinc filters, then band energies
     sinc_filters: int = 64
     sinc_kernel_size: int = 129  # taps (odd; even values are bumped by one)
     sinc_stride: int = 16  # the sinc layer only computes every 16th output sample

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+BAD_FILES_SHOWN = 10  # bad files listed by name in BadFilesError
+
 
 class LcnnError(Exception):
     """Base class for user-facing errors (bad file, wrong folder, missing model, bad flag)."""
@@ -18,3 +22,30 @@ class AudioError(LcnnError):
 
 class LayoutError(LcnnError):
     """A dataset folder that is not in the expected <root>/<split>/{real,fake}/ layout."""
+
+
+class ModelConfigError(LcnnError, ValueError):
+    """A model setting that cannot work, e.g. an odd channel count before Max-Feature-Map."""
+
+
+class RunError(LcnnError):
+    """A run folder that is missing or incomplete."""
+
+
+class BadFilesError(LcnnError):
+    """Some files of a split could not be decoded. `bad` holds (path, reason) pairs."""
+
+    def __init__(self, bad: list[tuple[Path, str]], where: str, hint: str | None = None):
+        self.bad = bad
+        lines = [f"{len(bad)} bad audio file(s) in {where}:"]
+        lines += [f"  {path}: {reason}" for path, reason in bad[:BAD_FILES_SHOWN]]
+        if len(bad) > BAD_FILES_SHOWN:
+            lines.append(f"  ... and {len(bad) - BAD_FILES_SHOWN} more")
+        lines.append(
+            hint or "Fix or remove them, or pass --skip_bad (skip_bad=True) to leave them out."
+        )
+        super().__init__("\n".join(lines))
+
+
+class ExportError(LcnnError):
+    """A model that cannot be exported, or a .tflite file that cannot be used."""

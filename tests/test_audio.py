@@ -8,14 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lcnn.audio import (
-    TARGET_RMS,
-    fix_length,
-    load_audio,
-    normalize,
-    read_audio,
-    sliding_windows,
-)
+from lcnn.audio import TARGET_RMS, fix_length, load_audio, normalize, read_audio, sliding_windows
 from lcnn.errors import AudioError, LcnnError
 
 

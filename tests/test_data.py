@@ -1,4 +1,5 @@
-"""lcnn.data: layout discovery, the decoding cache, bad files, tf.data pipelines, augmentation."""
+"""lcnn.detector.data (and the FoR layout of lcnn.dataset): the decoding cache, bad files,
+tf.data pipelines, augmentation."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from lcnn import FAKE, REAL, data
+from lcnn import FAKE, REAL
 from lcnn.audio import load_audio
 from lcnn.config import Config
-from lcnn.errors import LayoutError, LcnnError
+from lcnn.dataset import find_splits, list_files
+from lcnn.detector import data
+from lcnn.errors import BadFilesError, LayoutError, LcnnError
 
 try:  # the CPU is shared: stay within two threads
     tf.config.threading.set_intra_op_parallelism_threads(2)
@@ -47,7 +50,7 @@ def make_corpus(root: Path, per_class: int = 3, seconds: float = 0.25, splits=("
 
 
 class CountingLoader:
-    """Stands in for lcnn.data.load_audio and counts the files it decodes."""
+    """Stands in for lcnn.detector.data.load_audio and counts the files it decodes."""
 
     def __init__(self):
         self.calls = 0
@@ -71,7 +74,7 @@ def test_find_splits_accepts_any_case_and_short_names(tmp_path):
     for split in ("Training", "VAL", "test"):
         for cls in ("Real", "FAKE"):
             (tmp_path / split / cls).mkdir(parents=True)
-    splits = data.find_splits(tmp_path)
+    splits = find_splits(tmp_path)
     assert splits == {
         "training": tmp_path / "Training",
         "validation": tmp_path / "VAL",
@@ -82,7 +85,7 @@ def test_find_splits_accepts_any_case_and_short_names(tmp_path):
 def test_find_splits_enters_the_archive_top_folder(tmp_path):
     make_corpus(tmp_path / "for-2seconds", per_class=1, splits=("training", "testing"))
     (tmp_path / ".lcnn-cache").mkdir()  # hidden folders don't count
-    splits = data.find_splits(tmp_path)
+    splits = find_splits(tmp_path)
     assert splits["testing"] == tmp_path / "for-2seconds" / "testing"
     assert "validation" not in splits
 
@@ -91,7 +94,7 @@ def test_wrong_layout_says_what_was_found_and_expected(tmp_path):
     (tmp_path / "audio").mkdir()
     (tmp_path / "labels").mkdir()
     with pytest.raises(LayoutError) as info:
-        data.find_splits(tmp_path)
+        find_splits(tmp_path)
     message = str(info.value)
     assert str(tmp_path) in message
     assert "audio/" in message and "labels/" in message
@@ -102,18 +105,18 @@ def test_split_without_class_folders_is_reported(tmp_path):
     (tmp_path / "training" / "real").mkdir(parents=True)
     (tmp_path / "training" / "spoof").mkdir()
     with pytest.raises(LayoutError, match=r"training: expected real/ and fake/.*real/, spoof/"):
-        data.find_splits(tmp_path)
+        find_splits(tmp_path)
 
 
 def test_a_single_split_folder_gets_a_hint(tmp_path):
     make_corpus(tmp_path, per_class=1)
     with pytest.raises(LayoutError, match="folder above"):
-        data.find_splits(tmp_path / "training")
+        find_splits(tmp_path / "training")
 
 
 def test_missing_root_is_a_layout_error(tmp_path):
     with pytest.raises(LayoutError, match="no such folder"):
-        data.find_splits(tmp_path / "nowhere")
+        find_splits(tmp_path / "nowhere")
 
 
 def test_list_files_uses_the_last_suffix_and_labels_real_0_fake_1(tmp_path):
@@ -127,7 +130,7 @@ def test_list_files_uses_the_last_suffix_and_labels_real_0_fake_1(tmp_path):
     (real / "notes.txt").write_text("not audio")
     (real / "clip.wav.txt").write_text("the last suffix decides")
     (fake / "._file9.wav").write_bytes(b"macOS metadata, not audio")
-    files, labels = data.list_files(tmp_path, "train")
+    files, labels = list_files(tmp_path, "train")
     assert files == [keep[1], keep[0], keep[2], keep[3]]  # real then fake, each sorted
     assert labels.tolist() == [REAL, REAL, FAKE, FAKE]
 
@@ -135,7 +138,7 @@ def test_list_files_uses_the_last_suffix_and_labels_real_0_fake_1(tmp_path):
 def test_missing_split_names_it_and_lists_the_splits_found(tmp_path):
     make_corpus(tmp_path, per_class=1, splits=("training", "validation"))
     with pytest.raises(LayoutError) as info:
-        data.list_files(tmp_path, "testing")
+        list_files(tmp_path, "testing")
     message = str(info.value)
     assert "testing" in message and "training/" in message and "validation/" in message
 
@@ -143,7 +146,7 @@ def test_missing_split_names_it_and_lists_the_splits_found(tmp_path):
 def test_unknown_split_name_is_rejected(tmp_path):
     make_corpus(tmp_path, per_class=1)
     with pytest.raises(LayoutError, match="unknown split 'holdout'"):
-        data.list_files(tmp_path, "holdout")
+        list_files(tmp_path, "holdout")
 
 
 def test_class_folder_without_audio_is_reported(tmp_path):
@@ -151,7 +154,7 @@ def test_class_folder_without_audio_is_reported(tmp_path):
     for path in (tmp_path / "training" / "fake").iterdir():
         path.unlink()
     with pytest.raises(LayoutError, match="fake: no audio files"):
-        data.list_files(tmp_path, "training")
+        list_files(tmp_path, "training")
 
 
 # ------------------------------------------------------------------ decoding and cache
@@ -250,7 +253,7 @@ def add_bad_files(root: Path, count: int) -> list[Path]:
 def test_bad_files_error_lists_every_bad_file_and_the_skip_flag(tmp_path, counter):
     make_corpus(tmp_path, per_class=2)
     bad = add_bad_files(tmp_path, 3)
-    with pytest.raises(data.BadFilesError) as info:
+    with pytest.raises(BadFilesError) as info:
         data.load_split(tmp_path, "training", CFG, progress=False)
     error = info.value
     assert isinstance(error, LcnnError)
@@ -263,7 +266,7 @@ def test_bad_files_error_lists_every_bad_file_and_the_skip_flag(tmp_path, counte
     assert [p for p, _ in error.bad] == bad
     # the bad list is cached too: asking again decodes nothing
     calls = counter.calls
-    with pytest.raises(data.BadFilesError):
+    with pytest.raises(BadFilesError):
         data.load_split(tmp_path, "training", CFG, progress=False)
     assert counter.calls == calls
 
@@ -271,7 +274,7 @@ def test_bad_files_error_lists_every_bad_file_and_the_skip_flag(tmp_path, counte
 def test_long_bad_file_lists_are_cut_after_ten(tmp_path):
     make_corpus(tmp_path, per_class=1)
     add_bad_files(tmp_path, 13)
-    with pytest.raises(data.BadFilesError) as info:
+    with pytest.raises(BadFilesError) as info:
         data.load_split(tmp_path, "training", CFG, progress=False)
     message = str(info.value)
     assert "bad09.wav" in message and "bad10.wav" not in message
@@ -281,7 +284,7 @@ def test_long_bad_file_lists_are_cut_after_ten(tmp_path):
 def test_skip_bad_warns_once_and_carries_on(tmp_path, caplog):
     make_corpus(tmp_path, per_class=2)
     bad = add_bad_files(tmp_path, 3)
-    with caplog.at_level(logging.WARNING, logger="lcnn.data"):
+    with caplog.at_level(logging.WARNING, logger="lcnn.detector.data"):
         clips = data.load_split(tmp_path, "training", CFG, skip_bad=True, progress=False)
     assert len(caplog.records) == 1 and "skipped 3 bad audio file(s)" in caplog.text
     assert len(clips) == 4 and clips.audio.shape[0] == 4
@@ -293,7 +296,7 @@ def test_a_split_with_no_usable_file_fails_even_with_skip_bad(tmp_path):
     for cls in ("real", "fake"):
         (tmp_path / "training" / cls).mkdir(parents=True)
         (tmp_path / "training" / cls / "x.wav").write_bytes(b"")
-    with pytest.raises(data.BadFilesError, match="No usable audio file"):
+    with pytest.raises(BadFilesError, match="No usable audio file"):
         data.load_split(tmp_path, "training", CFG, skip_bad=True, progress=False)
 
 

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lcnn import download
-from lcnn.download import Dataset, download_dataset, file_sha256, find_dataset_root
+from lcnn.app import download
+from lcnn.app.download import Dataset, download_dataset, file_sha256, find_dataset_root
 from lcnn.errors import LayoutError, LcnnError
 
 SPLITS = ("training", "validation", "testing")
@@ -167,7 +167,7 @@ def test_full_download_gives_for_layout(tmp_path, registered, archive_bytes, cap
 
 
 def test_result_is_accepted_by_the_data_loader(tmp_path, registered):
-    from lcnn.data import find_splits  # imports TensorFlow, so only this test pays for it
+    from lcnn.dataset import find_splits  # imports TensorFlow, so only this test pays for it
 
     dest = tmp_path / "data"
     root = download_dataset("for-test", dest, progress=False)

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lcnn import runs
 from lcnn.audio import load_audio
 from lcnn.config import Config
-from lcnn.errors import LcnnError
-from lcnn.export import ExportError, export_tflite, tflite_scorer
-from lcnn.predict import clip_windows
+from lcnn.detector import runs
+from lcnn.detector.export import export_tflite, tflite_scorer
+from lcnn.detector.predict import clip_windows
+from lcnn.errors import ExportError, LcnnError
 
 # A short clip keeps export and scoring fast; the layers are the default model's.
 CFG = Config(duration=0.5, sinc_filters=16, threads=2)
@@ -66,9 +66,9 @@ def _spread_scores(model, x: np.ndarray) -> None:
 def run_dir(tmp_path_factory):
     """A run folder holding the default model at random init, its scores spread out."""
     import keras
+    from lcnn.runtime import set_threads
 
-    from lcnn.model import build_model
-    from lcnn.train import set_threads
+    from lcnn.detector.model import build_model
 
     set_threads(2)
     keras.utils.set_random_seed(0)
@@ -152,8 +152,8 @@ def test_int8_keeps_the_sinc_taps_float(run_dir, exported):
 
 def test_int8_export_of_the_seed_design(tmp_path):
     """The seed's sinc layer (24 x 15 taps) is too small for the converter to quantise."""
-    from lcnn.export import convert_model
-    from lcnn.model import build_model
+    from lcnn.detector.export import convert_model
+    from lcnn.detector.model import build_model
 
     model = build_model(dataclasses.replace(CFG, model="seed"))
     x, _ = _signals(CFG.n_samples, 4, seed=3)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from lcnn.detector.layers import HZ_PER_KHZ, EnergyPooling1D, MaxFeatureMap, SincConv1D, hz_to_mel
 from lcnn.errors import LcnnError
-from lcnn.layers import HZ_PER_KHZ, EnergyPooling1D, MaxFeatureMap, SincConv1D, hz_to_mel
 
 FS = 16000
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from lcnn.config import Config
-from lcnn.errors import LcnnError
-from lcnn.layers import MaxFeatureMap, ModelConfigError, SincConv1D
-from lcnn.model import MODELS, build_model, layer_costs, model_flops
+from lcnn.detector.layers import MaxFeatureMap, SincConv1D
+from lcnn.detector.model import MODELS, build_model, layer_costs, model_flops
+from lcnn.errors import LcnnError, ModelConfigError
 
 SHORT = Config(duration=0.25)  # 4,000 samples: enough for every pooling stage, quick to run
 

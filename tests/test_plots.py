@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from lcnn import plots
-from lcnn.layers import SincConv1D
+from lcnn.course import plots
+from lcnn.detector.layers import SincConv1D
 from lcnn.metrics import compute_eer
 
 

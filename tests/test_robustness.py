@@ -1,5 +1,5 @@
-"""Cached augmented copies (lcnn.data.build_variants), training reads of them, and the robustness
-evaluation (evaluate --condition, --windows) on tiny generated data."""
+"""Cached augmented copies (lcnn.detector.data.build_variants), training reads of them, and
+the robustness evaluation (evaluate --condition, --windows) on tiny generated data."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from lcnn import channels, cli, data, runs
+from lcnn import channels
+from lcnn.app import cli
 from lcnn.audio import load_audio, normalize
 from lcnn.config import Config
-from lcnn.evaluate import window_scores, with_channel
-from lcnn.predict import clip_windows, keras_scorer, score_file
+from lcnn.dataset import list_files
+from lcnn.detector import data, runs
+from lcnn.detector.evaluate import window_scores, with_channel
+from lcnn.detector.predict import clip_windows, keras_scorer, score_file
 
 try:  # the CPU is shared: stay within two threads
     tf.config.threading.set_intra_op_parallelism_threads(2)
@@ -139,7 +142,7 @@ class MeanAbs:
 
 def test_window_scores_match_predict(tmp_path):
     root = write_corpus(tmp_path, seconds=0.8, splits=("testing",))  # 3.2 clips long
-    files, _ = data.list_files(root, "testing")
+    files, _ = list_files(root, "testing")
     cfg = dataclasses.replace(CFG, batch_size=3)
     got = window_scores(MeanAbs(), files, cfg, chunk=4)
     want = [score_file(keras_scorer(MeanAbs()), f, cfg).score for f in files]
@@ -154,7 +157,7 @@ def test_window_scores_match_predict(tmp_path):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """An untrained model saved as a run: enough to exercise the evaluate command."""
-    from lcnn.model import build_model
+    from lcnn.detector.model import build_model
 
     root = write_corpus(tmp_path_factory.mktemp("data"), seconds=0.6, per_class=4,
                         splits=("testing",))

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from lcnn.runtime import set_threads
 
 from lcnn.audio import load_audio
 from lcnn.config import Config
-from lcnn.data import INT16_SCALE
-from lcnn.train import set_threads
-from lcnn.widgets import ClipPlayer, ScoreExplorer, SincExplorer, band_edges, matching_clip
+from lcnn.course.widgets import ClipPlayer, ScoreExplorer, SincExplorer, band_edges, matching_clip
+from lcnn.detector.data import INT16_SCALE
 
 set_threads(2)
 SR = 16000
@@ -167,8 +167,8 @@ def test_sinc_explorer_band_edges_follow_the_sliders():
 def run(tmp_path_factory) -> Path:
     """A run folder holding the default model, untrained (training would only slow the test
     down: the explorer must show whatever the model scores)."""
-    from lcnn import runs
-    from lcnn.model import build_model
+    from lcnn.detector import runs
+    from lcnn.detector.model import build_model
 
     run_dir = tmp_path_factory.mktemp("run")
     cfg = Config(duration=1.0)
@@ -183,7 +183,7 @@ def explorer(run, corpus) -> ScoreExplorer:
 
 
 def test_score_explorer_shows_the_models_score(explorer, run):
-    from lcnn import runs
+    from lcnn.detector import runs
 
     model = runs.load_model(run)
     for index in (explorer.rows[0].index, explorer.rows[-1].index):

@@ -2,44 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from pathlib import Path
 
 import numpy as np
 
-from lcnn import channels, runs
+from lcnn import channels
+from lcnn.detector import runs
 from lcnn.metrics import eer_by_group, summarize
-
-METADATA = "metadata.csv"
-
-
-def read_metadata(data_path: str | Path) -> dict[str, dict[str, str]]:
-    """Rows of <data_path>/metadata.csv keyed by the `file` column (a path relative to
-    data_path). Empty when there is no such file or it has no `file` column (e.g. FoR)."""
-    path = Path(data_path) / METADATA
-    if not path.exists():
-        return {}
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or "file" not in rows[0]:
-        return {}
-    return {Path(row["file"]).as_posix(): row for row in rows}
-
-
-def read_attacks(data_path: Path, files: list[Path]) -> np.ndarray | None:
-    """Attack family of each file from <data_path>/metadata.csv (columns file, attack), if any.
-
-    The demo corpus ships such a file; FoR does not, and then this returns None.
-    """
-    rows = read_metadata(data_path)
-    if not rows or "attack" not in next(iter(rows.values())):
-        return None
-    root = Path(data_path).resolve()
-    keys = [Path(f).resolve().relative_to(root).as_posix() for f in files]
-    if not all(k in rows for k in keys):
-        return None  # metadata does not describe this folder; don't guess
-    return np.array([rows[k]["attack"] for k in keys])
 
 
 def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: str = "testing",
@@ -53,10 +23,11 @@ def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: st
     instead of one centre clip each. Writes <run_dir>/scores-<split><tag>.tsv and
     metrics-<split><tag>.json (tag: "-<condition>" unless clean, "-windows" with windows);
     returns the metrics dict (see lcnn.metrics.summarize) plus `eer_by_attack` when the
-    data has a metadata.csv. `model`: the run's model if already loaded.
+    dataset names attacks. `model`: the run's model if already loaded.
     """
-    from lcnn import data
-    from lcnn.train import predict_scores, set_threads
+    from lcnn.detector import data
+    from lcnn.detector.predict import predict_scores
+    from lcnn.runtime import set_threads
 
     channel = channels.condition(condition)  # an unknown name fails before any loading
     run_dir = Path(run_dir)
@@ -74,7 +45,7 @@ def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: st
         scores = predict_scores(model, data.make_dataset(clips, cfg, training=False))
     result = summarize(clips.labels, scores, threshold)
     result.update(split=split, condition=condition, windows=windows)
-    attacks = read_attacks(Path(data_path), clips.files)
+    attacks = clips.meta.get("attack")
     if attacks is not None:
         result["eer_by_attack"] = eer_by_group(clips.labels, scores, attacks)
     tag = ("" if condition == "clean" else f"-{condition}") + ("-windows" if windows else "")
@@ -86,7 +57,7 @@ def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: st
 
 def with_channel(clips, cfg, name: str, channel: channels.Channel, seed: int):
     """The clips after `channel` (cached like training copies; see data.build_variants)."""
-    from lcnn import data
+    from lcnn.detector import data
 
     def fn(x: np.ndarray, rng: np.random.Generator, j: int) -> np.ndarray:
         return channel(x, cfg.sample_rate, rng)
@@ -100,7 +71,7 @@ def window_scores(model, files: list[Path], cfg, channel: channels.Channel | Non
     """Each file's score as `predict` gives it: the mean over 50 %-overlapping windows of the
     whole file (after `channel`, seeded per file, and normalised like any loaded file)."""
     from lcnn.audio import load_audio, normalize
-    from lcnn.predict import clip_windows
+    from lcnn.detector.predict import clip_windows
 
     def windows_of(i: int) -> np.ndarray:
         x = load_audio(files[i], cfg.sample_rate)

@@ -22,8 +22,8 @@ from scipy.stats import norm
 from sklearn import metrics as skm
 
 from lcnn import LABELS
+from lcnn.io import atomic_path
 from lcnn.metrics import compute_eer
-from lcnn.runs import atomic_path
 
 SCORE_LABEL = "score = probability of fake"
 DPI = 110
@@ -62,7 +62,7 @@ def _percent(x: float) -> str:
 def learning_curves(history_rows: Sequence[dict], path: str | Path | None = None) -> Figure:
     """Training loss and accuracy, and validation EER per epoch (best epoch marked).
 
-    `history_rows` are the rows of a run's history.csv (`lcnn.runs.read_history`): each has
+    `history_rows` are the rows of a run's history.csv (`lcnn.detector.runs.read_history`): each has
     `epoch`, `loss` and `val_eer`, and usually `accuracy`.
     """
     if not history_rows:

@@ -1,7 +1,7 @@
 """Custom Keras layers: SincNet's learnable band-pass front end and the Max-Feature-Map activation.
 
 All layers are registered under the package name "lcnn", so a saved `.keras` model loads with
-plain `keras.models.load_model(path)` once `lcnn.layers` has been imported.
+plain `keras.models.load_model(path)` once `lcnn.detector.layers` has been imported.
 """
 
 from __future__ import annotations
@@ -13,13 +13,9 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from lcnn.errors import LcnnError
+from lcnn.errors import ModelConfigError
 
 HZ_PER_KHZ = 1000.0  # SincConv1D stores its cut-offs in kHz (see SincConv1D.build)
-
-
-class ModelConfigError(LcnnError, ValueError):
-    """A model setting that cannot work, e.g. an odd channel count before Max-Feature-Map."""
 
 
 def hz_to_mel(hz):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lcnn.config import Config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 QUICK = os.environ.get("LCNN_QUICK", "") not in ("", "0")
 
 
@@ -44,8 +44,8 @@ def trained_run(model: str = "lcnn", verbose: int = 0) -> Path:
 
     Lets a later notebook run on its own; normally 04_training has trained it already.
     """
-    from lcnn import runs
-    from lcnn.train import train
+    from lcnn.detector import runs
+    from lcnn.detector.train import train
 
     path = run_dir(model)
     state = path / runs.STATE

@@ -25,7 +25,8 @@ import keras
 from keras import layers
 
 from lcnn.config import Config
-from lcnn.layers import EnergyPooling1D, MaxFeatureMap, ModelConfigError, SincConv1D
+from lcnn.detector.layers import EnergyPooling1D, MaxFeatureMap, SincConv1D
+from lcnn.errors import ModelConfigError
 
 MODELS = ("lcnn", "seed")
 

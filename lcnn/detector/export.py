@@ -37,18 +37,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lcnn import runs
-from lcnn.errors import LcnnError
+from lcnn.detector import runs
+from lcnn.errors import ExportError
+from lcnn.io import atomic_write_bytes
 
-if TYPE_CHECKING:  # lcnn.predict imports TensorFlow; a missing run should fail without it
-    from lcnn.predict import Scorer
+if TYPE_CHECKING:  # lcnn.detector.predict imports TensorFlow; a missing run should fail without it
+    from lcnn.detector.predict import Scorer
 
 FLOAT_NAME, INT8_NAME = "model.tflite", "model-int8.tflite"
 _MIN_QUANTISED_SIZE = 1024  # TFLite's dynamic-range quantiser leaves smaller weights in float32
-
-
-class ExportError(LcnnError):
-    """A model that cannot be exported, or a .tflite file that cannot be used."""
 
 
 def default_path(run_dir: str | Path, int8: bool = False) -> Path:
@@ -58,7 +55,7 @@ def default_path(run_dir: str | Path, int8: bool = False) -> Path:
 
 def convert_model(model, int8: bool = False) -> bytes:
     """A Keras model as TFLite flatbuffer bytes (float32, or dynamic-range int8 weights)."""
-    from lcnn.layers import SincConv1D
+    from lcnn.detector.layers import SincConv1D
 
     taps = [layer.filter_bank() for layer in model.layers if isinstance(layer, SincConv1D)]
     flat = _convert(inference_model(model), int8=int8)
@@ -74,7 +71,7 @@ def inference_model(model):
     """
     import keras
 
-    from lcnn.layers import SincConv1D
+    from lcnn.detector.layers import SincConv1D
 
     def clone(layer):
         if not isinstance(layer, SincConv1D):
@@ -162,7 +159,7 @@ def export_tflite(run_dir: str | Path, int8: bool = False, out: str | Path | Non
     Writes <run_dir>/model.tflite (float32) or model-int8.tflite (`int8=True`) unless `out`
     names another file. Raises a RunError (an LcnnError) if the run has no trained model.
     """
-    from lcnn.train import set_threads
+    from lcnn.runtime import set_threads
 
     run_dir = Path(run_dir)
     cfg = runs.load_config(run_dir)
@@ -176,7 +173,7 @@ def export_tflite(run_dir: str | Path, int8: bool = False, out: str | Path | Non
     except OSError as e:
         raise ExportError(f"{path.parent}: cannot create the output folder ({e.strerror})") \
             from None
-    runs.atomic_write_bytes(path, convert_model(model, int8=int8))
+    atomic_write_bytes(path, convert_model(model, int8=int8))
     return path
 
 

@@ -47,8 +47,8 @@ def _channel_augmentation(cfg: Config, args) -> None:
 
 
 def cmd_train(args) -> int:
-    from lcnn import runs
-    from lcnn.train import train
+    from lcnn.detector import runs
+    from lcnn.detector.train import train
 
     run_dir = Path(args.run_dir or f"runs/{args.model}")
     if args.resume:
@@ -68,7 +68,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_robustness(args) -> int:
-    from lcnn.evaluate import robustness
+    from lcnn.detector.evaluate import robustness
 
     table = robustness(args.run_dir, args.data_path, args.split, seed=args.seed,
                        windows=args.windows, threshold=args.threshold,
@@ -89,7 +89,7 @@ def cmd_robustness(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from lcnn.evaluate import evaluate
+    from lcnn.detector.evaluate import evaluate
 
     if args.condition == "all":
         return cmd_robustness(args)
@@ -115,12 +115,12 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from lcnn import runs
-    from lcnn.predict import keras_scorer, predict_paths
+    from lcnn.detector import runs
+    from lcnn.detector.predict import keras_scorer, predict_paths
 
     cfg = runs.load_config(args.run_dir)
     if args.tflite:
-        from lcnn.export import tflite_scorer
+        from lcnn.detector.export import tflite_scorer
 
         scorer = tflite_scorer(args.tflite)
     else:
@@ -138,7 +138,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from lcnn.export import export_tflite
+    from lcnn.detector.export import export_tflite
 
     path = export_tflite(args.run_dir, int8=args.int8, out=args.out)
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
@@ -146,7 +146,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_download(args) -> int:
-    from lcnn.download import download_dataset
+    from lcnn.app.download import download_dataset
 
     download_dataset(args.name, args.dest, url=args.url, force=args.force)
     return 0

@@ -15,52 +15,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from lcnn.config import Config
-from lcnn.errors import LcnnError
+from lcnn.errors import RunError
+from lcnn.io import atomic_path, atomic_write_text
 
 CONFIG, STATE, HISTORY = "config.json", "state.json", "history.csv"
 BEST, LAST = "best.keras", "last.keras"
-
-
-class RunError(LcnnError):
-    """A run folder that is missing or incomplete."""
-
-
-@contextmanager
-def atomic_path(target: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
-    """Yield a temporary path beside `target`; move it into place only if the block succeeds.
-
-    The temporary file gets an ordinary file's mode (mkstemp makes it private) and `suffix`
-    (some writers pick the format from it: Keras wants .keras).
-    """
-    target = Path(target)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write bytes to path atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write text to path atomically."""
-    atomic_write_bytes(path, text.encode())
 
 
 def atomic_save_model(model, path: str | Path) -> None:
@@ -134,7 +97,7 @@ def load_model(run_dir: Path, which: str = BEST):
     """Load the best (or last) model of a run, with a clear error if there is none."""
     import keras
 
-    import lcnn.layers  # noqa: F401  registers the custom layers for deserialisation
+    import lcnn.detector.layers  # noqa: F401  registers the custom layers for deserialisation
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

@@ -5,7 +5,7 @@ attributes (ipywidgets), and the state the widget shows (`.current_file`, `.play
 `.response_db`, `.current_score`, ...) is kept as plain attributes, so tests can drive the
 controls and check what is shown without a browser.
 
-    from lcnn.widgets import ClipPlayer
+    from lcnn.course.widgets import ClipPlayer
     ClipPlayer("data/demo").widget
 """
 
@@ -23,8 +23,8 @@ from scipy import signal
 from lcnn import FAKE, LABELS, REAL
 from lcnn.audio import read_audio
 from lcnn.config import Config
-from lcnn.data import CLASSES, INT16_SCALE, audio_files, class_folders, find_splits
-from lcnn.evaluate import read_metadata
+from lcnn.dataset import CLASSES, audio_files, class_folders, find_splits, read_metadata
+from lcnn.detector.data import INT16_SCALE
 
 ALL = "(all)"
 
@@ -254,7 +254,7 @@ class ClipPlayer:
 
 
 class SincExplorer:
-    """One learnable sinc band-pass filter of lcnn.layers.SincConv1D, moved with sliders.
+    """One learnable sinc band-pass filter of lcnn.detector.layers.SincConv1D, moved with sliders.
 
     The sliders set the filter's low cut-off and band width (the layer's two parameters);
     the plots show the impulse response (the filter's taps) and the magnitude response.
@@ -266,7 +266,7 @@ class SincExplorer:
 
     def __init__(self, sample_rate: int = 16000, kernel_size: int | None = None,
                  low_hz: float = 1000.0, band_hz: float = 500.0):  # fmt: skip
-        from lcnn.layers import SincConv1D
+        from lcnn.detector.layers import SincConv1D
 
         self.sample_rate = int(sample_rate)
         kernel_size = kernel_size or Config().sinc_kernel_size
@@ -294,7 +294,7 @@ class SincExplorer:
 
     def _layer(self):
         """A one-filter SincConv1D whose cut-offs are the sliders' values."""
-        from lcnn.layers import SincConv1D
+        from lcnn.detector.layers import SincConv1D
 
         layer = SincConv1D(1, self.kernel_size.value, sample_rate=self.sample_rate)
         layer.build((None, layer.kernel_size, 1))
@@ -369,9 +369,8 @@ class ScoreExplorer:
 
     def __init__(self, run_dir: str | Path, data_path: str | Path | None = None,
                  split: str = "testing", threshold: float = 0.5, top: int = 12):  # fmt: skip
-        from lcnn import data, runs
-        from lcnn.evaluate import read_attacks
-        from lcnn.train import predict_scores
+        from lcnn.detector import data, runs
+        from lcnn.detector.predict import predict_scores
 
         self.cfg = runs.load_config(run_dir)
         data_path = Path(data_path or runs.data_path(run_dir))
@@ -380,7 +379,7 @@ class ScoreExplorer:
         self.clips = data.load_split(data_path, split, self.cfg, progress=False)
         model = runs.load_model(run_dir)
         scores = predict_scores(model, data.make_dataset(self.clips, self.cfg, training=False))
-        attacks = read_attacks(data_path, self.clips.files)
+        attacks = self.clips.meta.get("attack")
         self.all_rows = [
             ScoredClip(i, path, int(label), float(score),
                         None if attacks is None else str(attacks[i]))
@@ -444,7 +443,7 @@ class ScoreExplorer:
 
     def model_input(self, index: int) -> np.ndarray:
         """The samples the model scored for clip `index`: the centre crop of its valid part,
-        as lcnn.data.make_dataset cuts it for evaluation."""
+        as lcnn.detector.data.make_dataset cuts it for evaluation."""
         n = self.cfg.n_samples
         length = int(self.clips.lengths[index])
         start = max(length - n, 0) // 2

@@ -5,32 +5,17 @@ and training resumes after the last finished epoch)."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
-from lcnn import runs
 from lcnn.config import Config
+from lcnn.detector import runs
+from lcnn.detector.predict import predict_scores
 from lcnn.errors import LcnnError
-
-
-def set_threads(n: int = 0) -> None:
-    """Use n CPU threads inside TensorFlow ops (0 = all cores), one op at a time.
-
-    Must run before TensorFlow executes anything; later calls are ignored by TensorFlow.
-    """
-    import tensorflow as tf
-
-    n = n or os.cpu_count() or 1
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(n)
-        # one op at a time: on a laptop, parallel ops only fight over the same cores
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:
-        pass  # already initialised (e.g. a notebook that trained before); keep its setting
+from lcnn.runtime import set_threads
 
 
 def focal_loss(cfg: Config):
@@ -56,11 +41,6 @@ def compile_model(model, cfg: Config, steps_per_epoch: int) -> None:
         loss=focal_loss(cfg),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
     )
-
-
-def predict_scores(model, dataset) -> np.ndarray:
-    """Probability of fake for every clip of a (non-shuffled) dataset."""
-    return np.asarray(model.predict(dataset, verbose=0)).reshape(-1)
 
 
 def _make_keeper(run_dir: Path, val_ds, val_clips, state: dict, patience: int):
@@ -141,8 +121,8 @@ def train(data_path: str | Path, run_dir: str | Path, cfg: Config, *, overwrite:
     """
     import keras
 
-    from lcnn import data
-    from lcnn.model import build_model
+    from lcnn.detector import data
+    from lcnn.detector.model import build_model
 
     data_path, run_dir = Path(data_path), Path(run_dir)
     set_threads(cfg.threads)

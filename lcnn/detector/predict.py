@@ -16,7 +16,7 @@ import numpy as np
 
 from lcnn.audio import fix_length, load_audio, sliding_windows
 from lcnn.config import Config
-from lcnn.data import audio_files
+from lcnn.dataset import audio_files
 from lcnn.errors import AudioError, LcnnError
 
 Scorer = Callable[[np.ndarray], np.ndarray]  # [windows, n_samples] -> [windows] p(fake)
@@ -33,6 +33,11 @@ class Prediction:
         if self.score is None:
             return "error"
         return "fake" if self.score >= threshold else "real"
+
+
+def predict_scores(model, dataset) -> np.ndarray:
+    """Probability of fake for every clip of a (non-shuffled) dataset."""
+    return np.asarray(model.predict(dataset, verbose=0)).reshape(-1)
 
 
 def keras_scorer(model) -> Scorer:

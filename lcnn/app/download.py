@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from tqdm.auto import tqdm
 
 from lcnn import LABELS
+from lcnn.dataset import SPLITS, find_splits
 from lcnn.errors import LayoutError, LcnnError
 
 LANDING_PAGE = "https://bil.eecs.yorku.ca/datasets/"
@@ -37,7 +38,6 @@ LICENCE_NOTE = (
     f"Note: the FoR licence is not stated clearly; check {LANDING_PAGE} "
     "before using or sharing the data."
 )
-SPLITS = ("training", "validation", "testing")
 
 TIMEOUT_S = 60.0  # per socket operation (connect, each read), not for the whole transfer
 CHUNK = 1 << 20
@@ -193,15 +193,14 @@ def extract_tar(archive: str | Path, target: str | Path, progress: bool = True) 
     return target / relative
 
 
-def find_dataset_root(folder: str | Path, max_depth: int = 2) -> Path | None:
-    """The first folder at most `max_depth` levels below `folder` holding all FoR splits."""
-    level = [Path(folder)] if Path(folder).is_dir() else []
-    for _ in range(max_depth + 1):
-        for candidate in level:
-            if all((candidate / s / c).is_dir() for s in SPLITS for c in LABELS):
-                return candidate
-        level = sorted(p for d in level for p in d.iterdir() if p.is_dir())
-    return None
+def find_dataset_root(folder: str | Path) -> Path | None:
+    """The folder holding all three FoR split folders, found as training finds it
+    (lcnn.dataset.find_splits), or None."""
+    try:
+        splits = find_splits(folder)
+    except LayoutError:
+        return None
+    return next(iter(splits.values())).parent if set(splits) == set(SPLITS) else None
 
 
 def file_sha256(path: str | Path) -> str:

@@ -1,9 +1,8 @@
-"""Datasets in the Fake-or-Real layout: find the files, decode them once, feed them to Keras.
+"""Datasets for Keras: decode a split's files once, feed them to training as tf.data.
 
-    <root>/{training,validation,testing}/{real,fake}/*.wav
-
-`load_split` decodes every file of a split once (with `lcnn.audio.load_audio`) into an int16
-array cached on disk, and `make_dataset` turns it into a `tf.data.Dataset` of
+Which files and labels a split has comes from lcnn.dataset (FoR folders, ASVspoof protocols,
+CSV lists). `load_split` decodes every file of a split once (with `lcnn.audio.load_audio`)
+into an int16 array cached on disk, and `make_dataset` turns it into a `tf.data.Dataset` of
 `(x float32 [B, n_samples], y float32 [B])` with label REAL=0 / FAKE=1. Training batches
 get a random crop and, if the Config asks for them, noise / shift / gain augmentation.
 """
@@ -26,42 +25,21 @@ import tensorflow as tf
 from sklearn.utils.class_weight import compute_class_weight
 from tqdm.auto import tqdm
 
-from lcnn import FAKE, REAL
 from lcnn.audio import TARGET_RMS, fix_length, load_audio, normalize
 from lcnn.config import Config
-from lcnn.errors import AudioError, LayoutError, LcnnError
-from lcnn.runs import atomic_path
+from lcnn.dataset import (
+    DataSource,
+    canonical_split,
+    open_source,
+)
+from lcnn.errors import AudioError, BadFilesError, LcnnError
+from lcnn.io import atomic_path
 
 log = logging.getLogger(__name__)
 
-SPLITS = {
-    "training": ("training", "train"),
-    "validation": ("validation", "val", "valid", "dev"),
-    "testing": ("testing", "test"),
-}
-CLASSES = {"real": REAL, "fake": FAKE}
-# What soundfile (libsndfile >= 1.1) decodes. Only the last suffix counts, so FoR names
-# such as `file1.mp3.wav_16k.wav_norm.wav_mono.wav_silence.wav_2sec.wav` are WAV files.
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au")
 INT16_SCALE = 32767.0
 CACHE_VERSION = 1  # bump when the decoding or the cache format changes
 VARIANTS_VERSION = 1  # bump when a channel or augmentation changes what it computes
-MAX_SHOWN = 10  # bad files listed by name in BadFilesError
-
-
-class BadFilesError(LcnnError):
-    """Some files of a split could not be decoded. `bad` holds (path, reason) pairs."""
-
-    def __init__(self, bad: list[tuple[Path, str]], where: str, hint: str | None = None):
-        self.bad = bad
-        lines = [f"{len(bad)} bad audio file(s) in {where}:"]
-        lines += [f"  {path}: {reason}" for path, reason in bad[:MAX_SHOWN]]
-        if len(bad) > MAX_SHOWN:
-            lines.append(f"  ... and {len(bad) - MAX_SHOWN} more")
-        lines.append(
-            hint or "Fix or remove them, or pass --skip_bad (skip_bad=True) to leave them out."
-        )
-        super().__init__("\n".join(lines))
 
 
 @dataclass
@@ -76,120 +54,12 @@ class Clips:
     labels: np.ndarray
     files: list[Path]
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    meta: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. attack, speaker per clip
     cache: Path | None = None
     variants: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
-
-
-# ------------------------------------------------------------------ layout
-
-
-def _subdirs(folder: Path) -> dict[str, Path]:
-    """Visible sub-folders by lower-case name (hidden ones such as .lcnn-cache are ignored)."""
-    found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_dir() and not path.name.startswith("."):
-            key = path.name.lower()
-            if key in found:
-                raise LayoutError(f"{folder}: both {found[key].name}/ and {path.name}/ exist")
-            found[key] = path
-    return found
-
-
-def _names(dirs: dict[str, Path]) -> str:
-    return ", ".join(f"{p.name}/" for p in dirs.values()) or "no folders"
-
-
-def canonical_split(split: str) -> str:
-    """'Train', 'val', 'test', ... -> 'training', 'validation', 'testing'."""
-    for name, aliases in SPLITS.items():
-        if split.lower() in aliases:
-            return name
-    raise LayoutError(f"unknown split {split!r}: expected training, validation or testing")
-
-
-def _match_splits(folder: Path, dirs: dict[str, Path]) -> dict[str, Path]:
-    splits: dict[str, Path] = {}
-    for name, aliases in SPLITS.items():
-        matches = [dirs[a] for a in aliases if a in dirs]
-        if len(matches) > 1:
-            found = " and ".join(f"{p.name}/" for p in matches)
-            raise LayoutError(f"{folder}: {found} are both the {name} split; keep one")
-        if matches:
-            splits[name] = matches[0]
-    return splits
-
-
-def class_folders(split_dir: Path) -> dict[str, Path]:
-    """The real/ and fake/ folders of a split folder (any letter case)."""
-    dirs = _subdirs(split_dir)
-    if not all(name in dirs for name in CLASSES):
-        raise LayoutError(f"{split_dir}: expected real/ and fake/ folders, found {_names(dirs)}")
-    return {name: dirs[name] for name in CLASSES}
-
-
-def find_splits(root: str | Path) -> dict[str, Path]:
-    """Map "training" / "validation" / "testing" to their folders under `root`.
-
-    Folder names match in any letter case, and train/, val/, dev/, test/ are accepted.
-    An extracted archive's extra top folder (root/for-2seconds/training/...) is entered
-    when root holds exactly one folder and no split folder. Each split found must hold
-    real/ and fake/. Raises LayoutError saying what was found and what was expected.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise LayoutError(
-            f"{root}: no such folder" if not root.exists() else f"{root}: not a folder"
-        )
-    folder = root
-    for _ in range(3):  # a few wrapper folders at most
-        dirs = _subdirs(folder)
-        splits = _match_splits(folder, dirs)
-        if splits or len(dirs) != 1:
-            break
-        folder = next(iter(dirs.values()))
-    if not splits:
-        hint = ""
-        if all(name in dirs for name in CLASSES):
-            hint = " (this looks like one split: pass the folder above it)"
-        raise LayoutError(
-            f"{folder}: found {_names(dirs)}; expected training/, validation/ and testing/ "
-            f"(or train/, val/, test/), each with real/ and fake/ inside{hint}"
-        )
-    for split_dir in splits.values():
-        class_folders(split_dir)
-    return splits
-
-
-def audio_files(folder: Path) -> list[Path]:
-    """Audio files under `folder` (recursively, sorted), skipping hidden files like ._x.wav."""
-    return sorted(
-        path
-        for path in folder.rglob("*")
-        if path.suffix.lower() in AUDIO_SUFFIXES
-        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
-        and path.is_file()
-    )
-
-
-def list_files(root: str | Path, split: str) -> tuple[list[Path], np.ndarray]:
-    """Audio files of one split, real ones first then fake ones (each sorted), and labels."""
-    splits = find_splits(root)
-    name = canonical_split(split)
-    if name not in splits:
-        found = ", ".join(f"{p.name}/" for p in splits.values())
-        raise LayoutError(f"{root}: no {name} split folder (found {found})")
-    files: list[Path] = []
-    labels: list[int] = []
-    for cls, folder in class_folders(splits[name]).items():
-        found_files = audio_files(folder)
-        if not found_files:
-            raise LayoutError(f"{folder}: no audio files (looked for {' '.join(AUDIO_SUFFIXES)})")
-        files += found_files
-        labels += [CLASSES[cls]] * len(found_files)
-    return files, np.asarray(labels, dtype=np.int32)
 
 
 # ------------------------------------------------------------------ decoding and cache
@@ -303,14 +173,15 @@ def _read_cache(npy: Path, meta: Path) -> dict | None:
 
 
 def load_split(
-    root: str | Path,
+    data: str | Path | DataSource,
     split: str,
     cfg: Config,
     cache_dir: str | Path | None = None,
     skip_bad: bool = False,
     progress: bool = True,
 ) -> Clips:
-    """Decode a split once (cached) and return it as Clips.
+    """Decode a split of a dataset (a folder, a .csv list or a DataSource: see lcnn.dataset)
+    once (cached) and return it as Clips, with the dataset's metadata columns per clip.
 
     Each file goes through `load_audio` (mono, cfg.sample_rate, normalised). Files longer
     than 1.5 clips are centre-cropped to 1.5 * cfg.n_samples: that leaves room for random
@@ -322,8 +193,8 @@ def load_split(
     and the audio settings, so changing any file decodes the split again. Bad files are
     remembered too: BadFilesError lists them; with skip_bad they are left out (one warning).
     """
-    root = Path(root)
-    files, labels = list_files(root, split)
+    listing = (data if isinstance(data, DataSource) else open_source(data)).listing(split)
+    root, files, labels = listing.root, listing.files, listing.labels
     name = canonical_split(split)
     max_len = cfg.n_samples + cfg.n_samples // 2
     key = _cache_key(root, files, cfg.sample_rate, max_len)
@@ -343,12 +214,16 @@ def load_split(
         raise BadFilesError(bad, where)
     if bad:
         log.warning("skipped %d bad audio file(s) in %s", len(bad), where)
+    kept = [root / rel for rel in info["files"]]
+    row = {f: i for i, f in enumerate(files)}
+    index = np.asarray([row[f] for f in kept], dtype=np.int64)
     return Clips(
         audio=info["audio"],
         lengths=np.asarray(info["lengths"], dtype=np.int64),
         labels=np.asarray(info["labels"], dtype=np.int32),
-        files=[root / rel for rel in info["files"]],
+        files=kept,
         skipped=bad,
+        meta={column: values[index] for column, values in listing.meta.items()},
         cache=npy,
     )
 
