@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -80,14 +81,19 @@ def window_scores(model, files: list[Path], cfg, channel: channels.Channel | Non
         return clip_windows(x, cfg).astype(np.float32)
 
     scores = np.zeros(len(files))
-    for start in range(0, len(files), chunk):  # a chunk of files at a time keeps memory flat
-        parts = [windows_of(i) for i in range(start, min(start + chunk, len(files)))]
-        batch = np.concatenate(parts)
-        out = np.concatenate([np.asarray(model.predict_on_batch(batch[b : b + cfg.batch_size]))
-                              .reshape(-1) for b in range(0, len(batch), cfg.batch_size)])
-        ends = np.cumsum([len(p) for p in parts])
-        scores[start : start + len(parts)] = [w.mean() for w in np.split(out, ends[:-1])]
+    with ThreadPoolExecutor(max_workers=2) as pool:  # decoding and channels overlap
+        for start in range(0, len(files), chunk):  # a chunk of files at a time: flat memory
+            parts = list(pool.map(windows_of, range(start, min(start + chunk, len(files)))))
+            scores[start : start + len(parts)] = _mean_scores(model, parts, cfg.batch_size)
     return scores
+
+
+def _mean_scores(model, parts: list[np.ndarray], batch_size: int) -> list[float]:
+    """The mean model score of each group of windows in `parts`, scored in batches."""
+    batch = np.concatenate(parts)
+    out = np.concatenate([np.asarray(model.predict_on_batch(batch[b : b + batch_size]))
+                          .reshape(-1) for b in range(0, len(batch), batch_size)])
+    return [w.mean() for w in np.split(out, np.cumsum([len(p) for p in parts])[:-1])]
 
 
 def robustness(run_dir: str | Path, data_path: str | Path | None = None,
