@@ -4,12 +4,13 @@ Which files and labels a split has comes from lcnn.dataset (FoR folders, ASVspoo
 CSV lists). `load_split` decodes every file of a split once (with `lcnn.audio.load_audio`)
 into an int16 array cached on disk, and `make_dataset` turns it into a `tf.data.Dataset` of
 `(x float32 [B, n_samples], y float32 [B])` with label REAL=0 / FAKE=1. Training batches
-get a random crop and, if the Config asks for them, noise / shift / gain augmentation.
+get a random crop and, if the Config asks for them, noise / shift / gain augmentation, and
+read channel-augmented copies of the clips (codecs, rooms, RawBoost) that `build_variants`
+made once and cached beside the split, so epochs never decode or re-encode audio.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -258,27 +259,28 @@ def build_variants(clips: Clips, fn: Variant, k: int, tag: str,
     digest = hashlib.sha256(json.dumps([VARIANTS_VERSION, tag, k]).encode()).hexdigest()
     seed = int(digest[:8], 16)
     shape = (len(clips), k, clips.audio.shape[1])
-    npy = None if clips.cache is None else clips.cache.with_name(
-        f"{clips.cache.stem}-v{digest[:16]}.npy")
-    if npy is not None and npy.exists():
-        try:
-            cached = np.load(npy, mmap_mode="r")
-            if cached.shape == shape:
-                return cached
-        except (OSError, ValueError):
-            pass  # damaged: build it again
-    with ThreadPoolExecutor(max_workers=2) as pool, contextlib.ExitStack() as stack:
-        if npy is None:
-            out = np.zeros(shape, dtype=np.int16)
-        else:
-            tmp = stack.enter_context(atomic_path(npy))
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=shape)
-        rows = pool.map(lambda i: _variant_rows(clips, i, fn, k, seed), range(len(clips)))
-        for i, row in enumerate(tqdm(rows, total=len(clips), desc=f"augmenting ({tag})",
-                                     unit="clip", disable=not progress)):
-            out[i] = row
-        if npy is None:
-            return out
+
+    def fill(out: np.ndarray) -> None:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            rows = pool.map(lambda i: _variant_rows(clips, i, fn, k, seed), range(len(clips)))
+            for i, row in enumerate(tqdm(rows, total=len(clips), desc=f"augmenting ({tag})",
+                                         unit="clip", disable=not progress)):
+                out[i] = row
+
+    if clips.cache is None:
+        out = np.zeros(shape, dtype=np.int16)
+        fill(out)
+        return out
+    npy = clips.cache.with_name(f"{clips.cache.stem}-v{digest[:16]}.npy")
+    try:
+        cached = np.load(npy, mmap_mode="r")
+        if cached.shape == shape:
+            return cached
+    except (OSError, ValueError):
+        pass  # missing or damaged: build it
+    with atomic_path(npy) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=shape)
+        fill(out)
         out.flush()
         del out
     return np.load(npy, mmap_mode="r")
