@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
+from lcnn import channels
+
 
 @dataclass(frozen=True)
 class RawBoostParams:
@@ -159,10 +161,9 @@ def channel_kinds(cfg) -> list[str]:
     return kinds
 
 
-def variant(x: np.ndarray, kind: str, fs: int, rng: np.random.Generator, algos: str = "12"):
+def variant(x: np.ndarray, kind: str, fs: int, rng: np.random.Generator,
+            algos: str = "12") -> np.ndarray:
     """x through one random draw of one kind of channel (see channel_kinds)."""
-    from lcnn import channels
-
     if kind == "codec":
         return channels.random_codec(x, fs, rng)
     if kind == "reverb":
