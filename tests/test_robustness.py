@@ -190,3 +190,13 @@ def test_bad_condition_and_augmentation_flags_are_one_line(run_dir, capsys, tmp_
     assert "unknown condition 'mp4'" in capsys.readouterr().err
     assert cli.main(["train", "--data_path", str(tmp_path), "--rawboost", "4"]) == 2
     assert "--rawboost" in capsys.readouterr().err
+
+
+def test_train_flags_switch_each_kind_on():
+    args = cli.build_parser().parse_args(["train", "--data_path", "x", "--codec", "--reverb",
+                                          "--rawboost", "123", "--variants", "2"])
+    cfg = cli._config_from_args(args)
+    assert (cfg.augment_codec, cfg.augment_reverb, cfg.augment_telephone) == (True, True, False)
+    assert cfg.augment_rawboost == "123" and cfg.augment_variants == 2
+    default = cli._config_from_args(cli.build_parser().parse_args(["train", "--data_path", "x"]))
+    assert not (default.augment_codec or default.augment_reverb or default.augment_rawboost)
