@@ -97,8 +97,10 @@ def main() -> None:
     r = measure(args.data, args.kinds.split(","), args.variants, args.repeats, args.cache_dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(r, indent=2) + "\n")
+    built = (f"built in {r['build_s']:.0f} s ({r['build_clips_per_s']:.1f} copies/s, once)"
+             if r["build_s"] > 1 else "read from the cache (built by an earlier run)")
     print(f"{r['clips']} training clips, {r['variants']} copies each ({'+'.join(r['kinds'])}): "
-          f"built in {r['build_s']:.0f} s ({r['build_clips_per_s']:.1f} copies/s, once)")
+          f"{built}")
     for what in ("train", "pipeline"):
         off, on = r[f"{what}_clips_per_s_off"], r[f"{what}_clips_per_s_on"]
         ratio = r[f"{what}_ratio_on_off"]
