@@ -263,6 +263,7 @@ def settings_rows(settings, run, data_path: Path, out_dir: Path, base: Config,
 
 def main() -> None:
     import tensorflow as tf
+
     from lcnn.runtime import set_threads
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from lcnn.runtime import set_threads
 from model_speed import parse_overrides, random_batch  # noqa: E402
 
 from lcnn.config import Config  # noqa: E402
 from lcnn.detector.model import build_model  # noqa: E402
 from lcnn.detector.train import compile_model  # noqa: E402
+from lcnn.runtime import set_threads
 
 
 def op_times_ms(logdir: Path) -> collections.Counter:

@@ -66,9 +66,9 @@ def _spread_scores(model, x: np.ndarray) -> None:
 def run_dir(tmp_path_factory):
     """A run folder holding the default model at random init, its scores spread out."""
     import keras
-    from lcnn.runtime import set_threads
 
     from lcnn.detector.model import build_model
+    from lcnn.runtime import set_threads
 
     set_threads(2)
     keras.utils.set_random_seed(0)

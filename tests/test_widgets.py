@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from lcnn.runtime import set_threads
 
 from lcnn.audio import load_audio
 from lcnn.config import Config
 from lcnn.course.widgets import ClipPlayer, ScoreExplorer, SincExplorer, band_edges, matching_clip
 from lcnn.detector.data import INT16_SCALE
+from lcnn.runtime import set_threads
 
 set_threads(2)
 SR = 16000
