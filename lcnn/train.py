@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from lcnn import runs
+from lcnn.calibration import calibrate_run
 from lcnn.config import Config
 from lcnn.errors import LcnnError
 
@@ -59,7 +60,7 @@ def compile_model(model, cfg: Config, steps_per_epoch: int) -> None:
 
 
 def predict_scores(model, dataset) -> np.ndarray:
-    """Probability of fake for every clip of a (non-shuffled) dataset."""
+    """Raw score (higher = more fake) of every clip of a (non-shuffled) dataset."""
     return np.asarray(model.predict(dataset, verbose=0)).reshape(-1)
 
 
@@ -184,6 +185,7 @@ def train(data_path: str | Path, run_dir: str | Path, cfg: Config, *, overwrite:
                   if r["epoch"] > start)
     done = state["epoch"] - start
     state["clips_per_s"] = done * len(train_clips.labels) / seconds if done else None
+    calibrate_run(run_dir)  # calibration and thresholds from the best epoch's validation scores
     runs.write_json(run_dir / runs.STATE, state)
     # the best model is what evaluate/predict use; last.keras is only for resuming
     (run_dir / runs.LAST).unlink(missing_ok=True)
