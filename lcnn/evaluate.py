@@ -97,6 +97,11 @@ def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: st
     set_threads(cfg.threads)
     if data_path is None:
         data_path = runs.data_path(run_dir)
+    known = list(next(iter(read_metadata(data_path).values()), {}))
+    missing = [c for c in by if c not in known]
+    if missing:
+        raise LcnnError(f"evaluate --by: {', '.join(missing)} not in {data_path}/{METADATA} "
+                        f"(columns: {', '.join(known) or 'none'})")
     model = runs.load_model(run_dir)
     cal, note = calibration.for_run(run_dir)
     clips = data.load_split(data_path, split, cfg, cache_dir=cache_dir, skip_bad=skip_bad)
@@ -119,11 +124,8 @@ def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: st
     attacks = columns.get("attack")
     if attacks is not None:
         result["eer_by_attack"] = eer_by_group(clips.labels, scores, attacks)
-    missing = [c for c in by if c not in columns]
-    if missing:
-        raise LcnnError(f"evaluate --by: {', '.join(missing)} not in {data_path}/{METADATA} "
-                        f"(columns: {', '.join(columns) or 'none'})")
-    result["by"] = {c: breakdown(clips.labels, scores, columns[c], groups, n_boot) for c in by}
+    result["by"] = {c: breakdown(clips.labels, scores, columns[c], groups, n_boot)
+                    for c in by if c in columns}  # empty when metadata.csv misses the split
     extra = {} if cal is None else {"llr": llrs, "p_fake_calibrated": cal.p_fake(scores)}
     runs.write_scores(run_dir / f"scores-{split}.tsv", clips.files, scores, clips.labels,
                       attacks, extra)
