@@ -67,9 +67,10 @@ def compute_eer(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     return float((miss[i] + far[i]) / 2), threshold
 
 
-def _dcf(rejected_real: np.ndarray, accepted_fake: np.ndarray, p_spoof: float, c_miss: float,
-         c_fa: float) -> np.ndarray:
-    """Normalised detection cost: 1.0 is the cost of always deciding the same way."""
+def dcf(rejected_real, accepted_fake, p_spoof: float = P_SPOOF, c_miss: float = C_MISS,
+        c_fa: float = C_FA):
+    """Normalised detection cost of error rates (real clips rejected, fakes accepted): 1.0 is
+    the cost of the better of the two constant decisions."""
     cost = c_miss * (1 - p_spoof) * rejected_real + c_fa * p_spoof * accepted_fake
     return cost / min(c_miss * (1 - p_spoof), c_fa * p_spoof)
 
@@ -82,7 +83,7 @@ def min_dcf(labels: np.ndarray, scores: np.ndarray, p_spoof: float = P_SPOOF,
     bona fide is the target class); a fake below it is accepted (a false alarm).
     """
     rejected_real, accepted_fake, thresholds = det_curve(labels, scores)
-    cost = _dcf(rejected_real, accepted_fake, p_spoof, c_miss, c_fa)
+    cost = dcf(rejected_real, accepted_fake, p_spoof, c_miss, c_fa)
     i = int(np.argmin(cost))
     return float(cost[i]), float(thresholds[i])
 
@@ -105,7 +106,7 @@ def act_dcf(labels: np.ndarray, llrs: np.ndarray, p_spoof: float = P_SPOOF,
     fake = llrs < bayes_llr_threshold(p_spoof, c_miss, c_fa)
     rejected_real = np.mean(fake[labels == 0])
     accepted_fake = np.mean(~fake[labels == 1])
-    return float(_dcf(rejected_real, accepted_fake, p_spoof, c_miss, c_fa))
+    return float(dcf(rejected_real, accepted_fake, p_spoof, c_miss, c_fa))
 
 
 def cllr(labels: np.ndarray, llrs: np.ndarray) -> float:
@@ -236,7 +237,7 @@ def summarize(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5,
     """
     labels, scores = _check(labels, scores)
     eer_value, eer_threshold = compute_eer(labels, scores)
-    dcf, dcf_threshold = min_dcf(labels, scores)
+    min_cost, min_cost_threshold = min_dcf(labels, scores)
     uncalibrated = raw_llr(scores)
     llrs = uncalibrated if llrs is None else np.asarray(llrs, dtype=np.float64)
     pred = (scores >= threshold).astype(int)
@@ -245,9 +246,9 @@ def summarize(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5,
         "eer": eer_value,
         "eer_ci95": list(bootstrap_ci(labels, scores, eer, groups, n_boot)),
         "eer_threshold": eer_threshold,
-        "min_dcf": dcf,
+        "min_dcf": min_cost,
         "min_dcf_ci95": list(bootstrap_ci(labels, scores, min_dcf_value, groups, n_boot)),
-        "min_dcf_threshold": dcf_threshold,
+        "min_dcf_threshold": min_cost_threshold,
         "act_dcf": act_dcf(labels, llrs),
         "cllr": cllr(labels, llrs),
         "cllr_ci95": list(bootstrap_ci(labels, llrs, cllr, groups, n_boot)),
