@@ -429,11 +429,11 @@ class ScoreExplorer:
 
     def _describe(self, row: ScoredClip) -> str:
         attack = f" ({row.attack})" if row.attack else ""
-        return (f"p(fake)={row.score:.3f}  {LABELS[row.label]}{attack} -> "
+        return (f"score={row.score:.3f}  {LABELS[row.label]}{attack} -> "
                 f"{self.verdict(row.score)}  {row.file.name}")  # fmt: skip
 
     def _table_html(self, rows: list[ScoredClip]) -> str:
-        head = "<tr><th>file</th><th>truth</th><th>attack</th><th>p(fake)</th><th>verdict</th></tr>"
+        head = "<tr><th>file</th><th>truth</th><th>attack</th><th>score</th><th>verdict</th></tr>"
         body = "".join(
             f"<tr><td>{r.file.name}</td><td>{LABELS[r.label]}</td><td>{r.attack or ''}</td>"
             f"<td>{r.score:.3f}</td><td>{'' if self.verdict(r.score) == LABELS[r.label] else '✗ '}"
@@ -465,8 +465,8 @@ class ScoreExplorer:
         mark = "right" if verdict == LABELS[r.label] else "WRONG"
         summary = widgets.HTML(
             f"<b>{r.file.name}</b><br>truth: {LABELS[r.label]}"
-            f"{f' ({r.attack})' if r.attack else ''} &nbsp; score p(fake) = {r.score:.3f} "
-            f"&nbsp; verdict at {self.threshold}: {verdict} ({mark})"
+            f"{f' ({r.attack})' if r.attack else ''} &nbsp; raw score = {r.score:.3f} "
+            f"&nbsp; verdict at {self.threshold:.3f}: {verdict} ({mark})"
         )
         self.figure = clip_figure([(r.file.name[:60], self.current_clip)], self.cfg.sample_rate)
         _show(self.output, summary, self.player, self.figure)
