@@ -162,6 +162,16 @@ def calibrate_run(run_dir: str | Path) -> Calibration:
     return cal
 
 
+def decision_threshold(cal: Calibration | None, given: float | None = None) -> tuple[float, str]:
+    """The raw-score threshold to decide with, and where it comes from: the one given, else
+    the validation EER threshold stored with the run, else 0.5 (chosen on nothing)."""
+    if given is not None:
+        return given, "given with --threshold"
+    if cal is not None:
+        return cal.thresholds["eer"]["score"], cal.thresholds["eer"]["source"]
+    return 0.5, "0.5, not chosen on any data (the run has no calibration)"
+
+
 def for_run(run_dir: str | Path) -> tuple[Calibration | None, str]:
     """The run's calibration and a note for the user. A run trained before calibration existed
     is calibrated now from its validation scores; without those it has none (None)."""

@@ -98,12 +98,7 @@ def cmd_predict(args) -> int:
 
     cfg = runs.load_config(args.run_dir)
     cal, note = calibration.for_run(args.run_dir)
-    threshold, source = args.threshold, "given with --threshold"
-    if threshold is None and cal is not None:
-        threshold = cal.thresholds["eer"]["score"]
-        source = f"{cal.thresholds['eer']['source']}, {args.run_dir}/{calibration.CALIBRATION}"
-    elif threshold is None:
-        threshold, source = 0.5, "0.5, not chosen on any data (the run has no calibration)"
+    threshold, source = calibration.decision_threshold(cal, args.threshold)
     if note:
         print(f"lcnn predict: note: {note}", file=sys.stderr)
     prior = cal.prior_fake if cal is not None else None

@@ -108,12 +108,7 @@ def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: st
     scores = predict_scores(model, data.make_dataset(clips, cfg, training=False))
     columns = metadata_columns(Path(data_path), clips.files)
     groups, group_name = bootstrap_groups(columns)
-    if threshold is not None:
-        source = "given (--threshold)"
-    elif cal is not None:
-        threshold, source = cal.thresholds["eer"]["score"], cal.thresholds["eer"]["source"]
-    else:
-        threshold, source = 0.5, "0.5: not chosen on any data (the run has no calibration)"
+    threshold, source = calibration.decision_threshold(cal, threshold)
     llrs = cal.llr(scores) if cal is not None else None
     result = summarize(clips.labels, scores, threshold, llrs, groups, n_boot)
     result.update(split=split, threshold_source=source, calibration_note=note or None)
