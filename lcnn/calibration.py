@@ -99,11 +99,12 @@ def fit(labels: np.ndarray, scores: np.ndarray, source: str = "validation") -> C
     bayes = cal.score_at_llr(metrics.bayes_llr_threshold())
     cal.thresholds = {
         "eer": {"score": eer_threshold,
-                "source": f"EER threshold on {source} (EER {100 * eer:.2f}%)"},
+                "source": f"the EER threshold on {source}, where the EER was {100 * eer:.2f}%"},
         "asvspoof5": {"score": bayes,
                       "source": f"Bayes threshold of ASVspoof 5's costs (P_spoof "
                                 f"{metrics.P_SPOOF}, C_miss {metrics.C_MISS:g}, C_fa "
-                                f"{metrics.C_FA:g}), calibration fitted on {source}"},
+                                f"{metrics.C_FA:g}) for the LLRs of the calibration fitted on "
+                                f"{source}"},
     }
     llrs = cal.llr(scores)
     cal.validation = {
@@ -156,7 +157,7 @@ def calibrate_run(run_dir: str | Path) -> Calibration:
         raise runs.RunError(f"{run_dir}: no {VALIDATION_SCORES} to calibrate on; "
                             "has training finished at least one epoch?")
     state = runs.read_json(run_dir / runs.STATE) if (run_dir / runs.STATE).exists() else {}
-    epoch = f", best epoch {state['best_epoch']}" if state.get("best_epoch") else ""
+    epoch = f" (best epoch {state['best_epoch']})" if state.get("best_epoch") else ""
     cal = fit(*read_scores(path), source=f"validation{epoch}")
     save(cal, run_dir)
     return cal

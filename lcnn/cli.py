@@ -99,6 +99,8 @@ def cmd_predict(args) -> int:
     cfg = runs.load_config(args.run_dir)
     cal, note = calibration.for_run(args.run_dir)
     threshold, source = calibration.decision_threshold(cal, args.threshold)
+    if cal is not None and args.threshold is None:
+        source += f"; stored in {Path(args.run_dir) / calibration.CALIBRATION}"
     if note:
         print(f"lcnn predict: note: {note}", file=sys.stderr)
     prior = cal.prior_fake if cal is not None else None
