@@ -83,3 +83,13 @@ def test_run_folder_round_trip_and_old_runs(tmp_path):
     assert stored["a"] == cal.a and "bona fide vs spoof" in stored["llr"]
     again, note = calibration.for_run(old)
     assert note == "" and again == cal
+
+
+def test_no_bayes_threshold_when_scores_do_not_rise_with_fakeness():
+    labels, scores = focal_like_scores(5)
+    cal = calibration.fit(labels, 1 - scores)  # a model that learned it backwards
+    assert cal.a > 0 and cal.thresholds["asvspoof5"]["score"] is None
+    assert calibration.decision_threshold(cal) == (cal.thresholds["eer"]["score"],
+                                                   cal.thresholds["eer"]["source"])
+    assert calibration.decision_threshold(None)[0] == 0.5
+    assert calibration.decision_threshold(cal, 0.7)[0] == 0.7
