@@ -50,7 +50,7 @@ def fit_platt(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     """
     from sklearn.linear_model import LogisticRegression
 
-    labels, scores = metrics._check(labels, scores)
+    labels, scores = metrics.check_scores(labels, scores)
     real = (labels == 0).astype(float)
     n_real, n_fake = real.sum(), (1 - real).sum()
     target = np.where(real == 1, (n_real + 1) / (n_real + 2), 1 / (n_fake + 2))
@@ -93,7 +93,7 @@ class Calibration:
 
 def fit(labels: np.ndarray, scores: np.ndarray, source: str = "validation") -> Calibration:
     """Calibration, thresholds and validation metrics from one split's labels and raw scores."""
-    labels, scores = metrics._check(labels, scores)
+    labels, scores = metrics.check_scores(labels, scores)
     cal = Calibration(*fit_platt(labels, scores), fitted_on=source)
     eer, eer_threshold = metrics.compute_eer(labels, scores)
     bayes = cal.score_at_llr(metrics.bayes_llr_threshold())

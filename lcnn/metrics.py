@@ -23,7 +23,9 @@ from sklearn import metrics as skm
 P_SPOOF, C_MISS, C_FA = 0.05, 1.0, 10.0  # ASVspoof 5's operating point
 
 
-def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def check_scores(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as ints (0 real, 1 fake) and scores as floats, both 1-D; ValueError if the sizes
+    differ, a class is missing or a score is not finite."""
     labels = np.asarray(labels).astype(int).ravel()
     scores = np.asarray(scores, dtype=np.float64).ravel()
     if labels.shape != scores.shape:
@@ -44,7 +46,7 @@ def det_curve(labels: np.ndarray, scores: np.ndarray):
     drop_intermediate=False, computed by sorting once (the bootstrap calls this thousands
     of times).
     """
-    labels, scores = _check(labels, scores)
+    labels, scores = check_scores(labels, scores)
     thresholds = np.concatenate([[np.inf], np.unique(scores)[::-1]])
     real = np.sort(scores[labels == 0])
     fake = np.sort(scores[labels == 1])
@@ -102,7 +104,7 @@ def act_dcf(labels: np.ndarray, llrs: np.ndarray, p_spoof: float = P_SPOOF,
     Only calibrated LLRs do well here; minDCF is what the same scores could reach with the
     best threshold, so act_dcf - min_dcf measures the cost of bad calibration.
     """
-    labels, llrs = _check(labels, llrs)
+    labels, llrs = check_scores(labels, llrs)
     fake = llrs < bayes_llr_threshold(p_spoof, c_miss, c_fa)
     rejected_real = np.mean(fake[labels == 0])
     accepted_fake = np.mean(~fake[labels == 1])
@@ -115,7 +117,7 @@ def cllr(labels: np.ndarray, llrs: np.ndarray) -> float:
     0 is perfect, 1 is what a system that always says LLR = 0 costs; above 1 the LLRs
     mislead more than they help.
     """
-    labels, llrs = _check(labels, llrs)
+    labels, llrs = check_scores(labels, llrs)
     real_cost = np.mean(np.logaddexp(0, -llrs[labels == 0]))  # ln(1 + e^-llr)
     fake_cost = np.mean(np.logaddexp(0, llrs[labels == 1]))
     return float((real_cost + fake_cost) / (2 * np.log(2)))
@@ -127,7 +129,7 @@ def pav_llrs(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
     Tied scores are pooled first, so a tie always gets one LLR. Values can be +-inf.
     """
-    labels, scores = _check(labels, scores)
+    labels, scores = check_scores(labels, scores)
     uniq, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
     real_share = np.bincount(inverse, weights=1.0 - labels) / counts
     # real share must fall as the score (evidence of fake) rises: fit the reversed sequence
@@ -193,7 +195,7 @@ def bootstrap_ci(labels: np.ndarray, scores: np.ndarray, metric: Metric = eer,
                  groups: np.ndarray | None = None, n_boot: int = 1000, level: float = 0.95,
                  seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of a metric (by group when groups are given)."""
-    labels, scores = _check(labels, scores)
+    labels, scores = check_scores(labels, scores)
     values = [metric(labels[i], scores[i]) for i in _resamples(labels, groups, n_boot, seed)]
     low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
@@ -210,8 +212,8 @@ def compare_systems(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarr
     as the observed one is from zero (the resampled differences centred on the null).
     Returns the metric of each system, their difference a - b with its 95 % interval, p_value.
     """
-    labels, scores_a = _check(labels, scores_a)
-    _, scores_b = _check(labels, scores_b)
+    labels, scores_a = check_scores(labels, scores_a)
+    _, scores_b = check_scores(labels, scores_b)
     observed = metric(labels, scores_a) - metric(labels, scores_b)
     diffs = np.array([metric(labels[i], scores_a[i]) - metric(labels[i], scores_b[i])
                       for i in _resamples(labels, groups, n_boot, seed)])
@@ -235,7 +237,7 @@ def summarize(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5,
     raw score taken at face value. `groups` (e.g. prompt ids) make the bootstrap resample whole
     groups.
     """
-    labels, scores = _check(labels, scores)
+    labels, scores = check_scores(labels, scores)
     eer_value, eer_threshold = compute_eer(labels, scores)
     min_cost, min_cost_threshold = min_dcf(labels, scores)
     uncalibrated = raw_llr(scores)
@@ -273,7 +275,7 @@ def summarize(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5,
 
 def eer_by_group(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray) -> dict[str, float]:
     """EER of each group of fakes (e.g. each attack) against all real clips, as ASVspoof does."""
-    labels, scores = _check(labels, scores)
+    labels, scores = check_scores(labels, scores)
     groups = np.asarray(groups)
     real = labels == 0
     out = {}
@@ -292,7 +294,7 @@ def breakdown(labels: np.ndarray, scores: np.ndarray, values: np.ndarray,
     does per attack; one that holds only real clips (a speaker) against all fakes. A value
     whose clips are the whole set (e.g. attack "bonafide") adds nothing and is left out.
     """
-    labels, scores = _check(labels, scores)
+    labels, scores = check_scores(labels, scores)
     values = np.asarray(values).astype(str)
     out = {}
     for v in sorted(set(values)):
