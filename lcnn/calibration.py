@@ -148,9 +148,9 @@ def read_scores(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
             np.array([float(r[column]) for r in rows]))
 
 
-def calibrate_run(run_dir: str | Path) -> Calibration:
+def calibrate_run(run_dir: str | Path, save_it: bool = True) -> Calibration:
     """Fit the calibration and thresholds on the run's validation scores (those of the best
-    epoch, written by train) and store them in <run_dir>/calibration.json."""
+    epoch, written by train) and store them in <run_dir>/calibration.json (unless not save_it)."""
     run_dir = Path(run_dir)
     path = run_dir / VALIDATION_SCORES
     if not path.exists():
@@ -159,7 +159,8 @@ def calibrate_run(run_dir: str | Path) -> Calibration:
     state = runs.read_json(run_dir / runs.STATE) if (run_dir / runs.STATE).exists() else {}
     epoch = f" (best epoch {state['best_epoch']})" if state.get("best_epoch") else ""
     cal = fit(*read_scores(path), source=f"validation{epoch}")
-    save(cal, run_dir)
+    if save_it:
+        save(cal, run_dir)
     return cal
 
 
@@ -180,7 +181,10 @@ def for_run(run_dir: str | Path) -> tuple[Calibration | None, str]:
     if cal is not None:
         return cal, ""
     if (Path(run_dir) / VALIDATION_SCORES).exists():
-        return calibrate_run(run_dir), (f"{run_dir} had no {CALIBRATION}; fitted it now on "
-                                        f"{VALIDATION_SCORES}")
+        note = f"{run_dir} had no {CALIBRATION}; fitted it now on {VALIDATION_SCORES}"
+        try:
+            return calibrate_run(run_dir), note
+        except OSError as e:  # a read-only run folder: use it without saving
+            return calibrate_run(run_dir, save_it=False), f"{note} (not saved: {e.strerror})"
     return None, (f"{run_dir} has no {CALIBRATION} and no {VALIDATION_SCORES}: raw scores only, "
                   "no calibrated probability, and no threshold chosen on validation")

@@ -93,3 +93,19 @@ def test_no_bayes_threshold_when_scores_do_not_rise_with_fakeness():
                                                    cal.thresholds["eer"]["source"])
     assert calibration.decision_threshold(None)[0] == 0.5
     assert calibration.decision_threshold(cal, 0.7)[0] == 0.7
+
+
+def test_read_only_old_run_is_calibrated_without_saving(tmp_path, monkeypatch):
+    labels, scores = focal_like_scores(6, 60)
+    rows = ["file\tscore\tlabel"] + [f"c{i}.wav\t{s:.9g}\t{'fake' if y else 'real'}"
+                                     for i, (s, y) in enumerate(zip(scores, labels, strict=True))]
+    (tmp_path / calibration.VALIDATION_SCORES).write_text("\n".join(rows) + "\n")
+
+    def read_only(*_):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(calibration, "save", read_only)
+    cal, note = calibration.for_run(tmp_path)
+    assert "not saved: Permission denied" in note
+    assert not (tmp_path / calibration.CALIBRATION).exists()
+    assert cal.a == pytest.approx(calibration.fit_platt(labels, scores)[0])
