@@ -6,9 +6,11 @@ Usage: .venv/bin/python bench/ablation.py [--data data/demo] [--seeds 42 43 44] 
 front_end: the default Config with a few front-end fields changed (see SETTINGS), trained
 with lcnn.detector.train.train (same epochs, augmentation, early stopping and seed) on the demo
 corpus, and evaluated on `testing`: EER overall and on the unseen attack family (the one that
-appears in testing only, read from metadata.csv). Clips/s are the training epochs' median
-(first epoch excluded) from each run's history; runs share the CPU with whatever else runs,
-so compare speeds within one table.
+appears in testing only, read from metadata.csv) and ASVspoof 5's minDCF. With several
+seeds the table gives mean +- sample standard deviation over the seeds, then each seed: one
+run says little when two seeds of one setting differ by several points. Clips/s are the
+training epochs' median (first epoch excluded) from each run's history; runs share the CPU
+with whatever else runs, so compare speeds within one table.
 
 augment: the default with one kind of channel augmentation on (AUGMENT_SETTINGS), each run
 also evaluated under every robustness condition (lcnn.detector.evaluate.robustness).
@@ -106,21 +108,27 @@ def train_setting(data_path: Path, run_dir: Path, cfg: Config, unseen: list[str]
             "train_clips_per_s": summary(epoch_speeds(run_dir, clips)),
             "epochs": int(state["epoch"]), "best_epoch": int(state["best_epoch"]),
             "val_eer": state["best_eer"], "test_eer": result["eer"],
+            "test_eer_ci95": result["eer_ci95"], "test_min_dcf": result["min_dcf"],
             "unseen_eer": {a: by_attack[a] for a in unseen if a in by_attack},
             "eer_by_attack": by_attack, "seconds": time.perf_counter() - started}
 
 
-def table(rows: list[dict], unseen: list[str]) -> str:
-    """Markdown: one line per setting, EERs as mean over seeds (each seed in brackets)."""
-    def pct(values):
-        values = [100 * v for v in values]
-        each = ", ".join(f"{v:.1f}" for v in values)
-        return f"{np.mean(values):.1f}" + (f" ({each})" if len(values) > 1 else "")
+def mean_sd(values: list[float], scale: float = 100, digits: int = 1) -> str:
+    """'mean +- sd (each, ...)' over seeds (sample sd, ddof=1); one value as it is."""
+    values = [scale * v for v in values]
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    each = ", ".join(f"{v:.{digits}f}" for v in values)
+    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f} ({each})"
 
+
+def table(rows: list[dict], unseen: list[str]) -> str:
+    """Markdown: one line per setting, metrics as mean +- sd over seeds (each seed in brackets)."""
+    pct = mean_sd
     lines = ["| setting | filters x kernel | stride x pool | frames/s | params | "
-             "GFLOP/clip | train clips/s | val EER % | testing EER % | "
+             "GFLOP/clip | train clips/s | val EER % | testing EER % | testing minDCF | "
              f"unseen ({', '.join(unseen) or '-'}) EER % |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         fe, seeds = row["front_end"], row["runs"]
         speed = np.median([r["train_clips_per_s"]["median"] for r in seeds])
@@ -130,6 +138,7 @@ def table(rows: list[dict], unseen: list[str]) -> str:
             f"{fe['pool']} | {fe['frames_per_s']:g} | {seeds[0]['params']:,} | "
             f"{seeds[0]['gflop_per_clip']:.3f} | {speed:.0f} | "
             f"{pct([r['val_eer'] for r in seeds])} | {pct([r['test_eer'] for r in seeds])} | "
+            f"{mean_sd([r['test_min_dcf'] for r in seeds], 1, 3)} | "
             f"{pct(unseen_eers) if unseen_eers else '-'} |")
     return "\n".join(lines)
 
@@ -268,8 +277,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "demo")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[Config.seed],
-                        help="one training per seed and setting (make ablation: 42 43)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44],
+                        help="one training per seed and setting; the table gives mean +- sd")
     parser.add_argument("--tables", nargs="+", default=["front_end", "augment", "transfer"],
                         choices=["front_end", "augment", "transfer"])
     parser.add_argument("--quick", action="store_true", help="2 epochs; checks the script only")
@@ -312,7 +321,8 @@ def main() -> None:
     header = (f"Latest run: `{result['command']}`, {result['date']}, {base.epochs} epochs "
               f"(early stopping patience {base.patience}), seeds {', '.join(map(str, args.seeds))}"
               f", {THREADS} threads, {result['seconds']:.0f} s. Testing: 120 clips (60 real), "
-              "so one real clip moves an EER by about 1.7 points.")
+              "so one real clip moves an EER by about 1.7 points. Metrics: mean ± sample "
+              f"standard deviation over the {len(args.seeds)} seeds, each seed in brackets.")
     update_readme(ROOT / "bench" / "ablation.md", text, header)
 
 

@@ -10,9 +10,11 @@ One process, one run, 2 threads, on the demo corpus's 2-s clips at 16 kHz:
    (lcnn.detector.data.make_dataset), both with the training augmentation, taking turns.
 3. training (lcnn.detector.train.train: cached pipeline, the Config's batch size and settings): the
    default model for the Config's epochs, then the default model and the seed design for
-   the same short number of epochs (`--compare_epochs`), which gives the seed's speed and
-   the EER comparison. Clips/s per epoch come from the runs' history (the first epoch,
-   which builds the graph, excluded); EER on `testing` from lcnn.detector.evaluate.evaluate.
+   the same short number of epochs (`--compare_epochs`) with each of `--seeds`, which gives
+   the seed's speed and the EER comparison as mean +- sd over the seeds (one training run
+   says little: two seeds of one model differ by several points). Clips/s per epoch come
+   from the runs' history (the first epoch, which builds the graph, excluded); EER on
+   `testing` from lcnn.detector.evaluate.evaluate.
 4. inference and export: batch inference of the trained default model, TFLite float32 and
    int8 export (lcnn.detector.export), their EER on `testing`, and single-clip latency of Keras and
    both TFLite files, taking turns, median after warm-up.
@@ -284,6 +286,12 @@ def check_targets(ratio: dict) -> list[dict]:
     return rows
 
 
+def mean_sd(name: str, values: list[float]) -> dict:
+    """{name: mean, name_sd: sample sd (0 for one value), name_each: values}."""
+    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return {name: float(np.mean(values)), f"{name}_sd": sd, f"{name}_each": list(values)}
+
+
 def fmt(v: dict, digits: int = 1) -> tuple[str, str]:
     return f"{v['median']:.{digits}f}", f"{v['min']:.{digits}f} - {v['max']:.{digits}f}"
 
@@ -327,6 +335,11 @@ def results_table(r: dict) -> str:
                      f"{100 * run['test_eer']:.1f}% | {unseen} |")
     for name, info in r["tflite"].items():
         lines.append(f"| lcnn, TFLite {name} | | | | | | {100 * info['test_eer']:.1f}% | |")
+    c = r["compare"]
+    lines += ["", f"Testing EER after {c['epochs']} epochs, mean ± sample sd over seeds "
+              f"{', '.join(map(str, c['seeds']))}: default "
+              f"{100 * c['lcnn']:.1f} ± {100 * c['lcnn_sd']:.1f}%, seed design "
+              f"{100 * c['seed']:.1f} ± {100 * c['seed_sd']:.1f}%."]
     lines += ["", "| target | value | pass |", "|---|---|---|"]
     for t in r["targets"]:
         value = "-" if t["value"] is None else f"{t['value']:.2f}"
@@ -349,7 +362,7 @@ def update_readme(path: Path, table: str, header: str) -> None:
 
 
 def run(data_path: Path, out_dir: Path, repeats: int, epochs: int | None,
-        compare_epochs: int) -> dict:
+        compare_epochs: int, seeds: list[int]) -> dict:
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # retracing notices for the single-clip batch shape
@@ -377,21 +390,28 @@ def run(data_path: Path, out_dir: Path, repeats: int, epochs: int | None,
     # the default and the seed design both trained a short, equal number of epochs: the
     # seed's full schedule alone would take longer than the whole benchmark may.
     short = dataclasses.replace(cfg, epochs=compare_epochs)
-    trainings = (("lcnn", cfg), (f"lcnn, {compare_epochs} epochs", short),
-                 (f"seed, {compare_epochs} epochs", dataclasses.replace(short, model="seed")))
+    trainings = [("lcnn", cfg)]
+    for seed in seeds:
+        trainings += [(f"lcnn, {compare_epochs} epochs, seed {seed}",
+                       dataclasses.replace(short, seed=seed)),
+                      (f"seed design, {compare_epochs} epochs, seed {seed}",
+                       dataclasses.replace(short, model="seed", seed=seed))]
     r["runs"] = {}
     for i, (name, c) in enumerate(trainings):
         print(f"training {name} ({c.model}, {c.epochs} epochs) ...", flush=True)
         run_info = train_and_evaluate(data_path, out_dir / f"run{i}-{c.model}-{c.epochs}", c)
         model = build_model(c)
-        run_info.update(model=c.model, params=model.count_params(),
+        run_info.update(model=c.model, seed=c.seed, params=model.count_params(),
                         gflop_per_clip=model_flops(model, c) / 1e9)
         r["runs"][name] = run_info
-    full, lcnn_short, seed_short = r["runs"].values()
-    r["compare"] = {"epochs": compare_epochs, "lcnn": lcnn_short["test_eer"],
-                    "seed": seed_short["test_eer"]}
+    full, *short_runs = r["runs"].values()
+    lcnn_short, seed_short = short_runs[0::2], short_runs[1::2]
+    r["compare"] = {"epochs": compare_epochs, "seeds": seeds,
+                    **mean_sd("lcnn", [s["test_eer"] for s in lcnn_short]),
+                    **mean_sd("seed", [s["test_eer"] for s in seed_short])}
     r["train_clips_per_s"] = full["train_clips_per_s"]
-    r["seed_train_clips_per_s"] = seed_short["train_clips_per_s"]
+    r["seed_train_clips_per_s"] = summary(
+        [v for s in seed_short for v in s["epoch_clips_per_s"]])
     gflop = full["gflop_per_clip"]
     r["model_gflops"] = summary(np.asarray(full["epoch_clips_per_s"]) * gflop)
     lcnn_dir = out_dir / f"run0-{cfg.model}-{cfg.epochs}"
@@ -427,12 +447,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="training epochs (default: the Config's)")
     parser.add_argument("--compare_epochs", type=int, default=6,
                         help="epochs of the equal short training of default and seed")
-    parser.add_argument("--quick", action="store_true", help="2 epochs, 2 repeats; check only")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44],
+                        help="seeds of the short default-vs-seed-design trainings")
+    parser.add_argument("--quick", action="store_true",
+                        help="2 epochs, 2 repeats, first seed only; check only")
     args = parser.parse_args()
     quick = args.quick
     out_dir = ROOT / "runs" / ("bench-quick" if quick else "bench")
     r = run(args.data, out_dir, 2 if quick else args.repeats, 2 if quick else args.epochs,
-            2 if quick else args.compare_epochs)
+            2 if quick else args.compare_epochs, args.seeds[:1] if quick else args.seeds)
     table = results_table(r)
     print(table)
     print(f"\n{r['seconds']:.0f} s; load average {r['load_average_at_start'][0]:.1f} at start, "

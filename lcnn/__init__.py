@@ -6,10 +6,13 @@ Three layers, each importing only from the ones below it:
 - ``lcnn.app``      the command line and the dataset downloader;
 - ``lcnn.detector`` layers, model, input pipeline, training, evaluation, scoring, export;
 - the package root: ``config``, ``dataset`` (which files and labels a dataset has), ``audio``,
-  ``metrics``, ``errors``, ``io`` (atomic writes) and ``runtime`` (TensorFlow threads).
+  ``metrics``, ``augment`` and ``channels`` (signal processing), ``errors``, ``io`` (atomic
+  writes) and ``runtime`` (TensorFlow threads).
 
-Scores are the model's output for "this clip is FAKE" (spoofed): 0 = real (bona fide),
-1 = fake. ASVspoof's score files use the opposite direction (higher = more bona fide).
+The model's raw score is a number in [0, 1], higher = more FAKE (spoofed); labels are 0 = real
+(bona fide), 1 = fake. It is not a probability: lcnn.detector.calibration maps it to a
+log-likelihood ratio and a probability of fake. ASVspoof's score files use the opposite
+direction (higher = more bona fide).
 """
 
 __version__ = "0.1.0"

@@ -56,16 +56,32 @@ def test_train_evaluate_predict(tiny_data, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "validation EER" in r.stdout
     for name in ("config.json", "history.csv", "state.json", "best.keras",
-                 "scores-validation.tsv"):
+                 "scores-validation.tsv", "calibration.json"):
         assert (run / name).exists(), name
     assert len((run / "history.csv").read_text().splitlines()) == 1 + 3
 
-    r = lcnn("evaluate", "--run_dir", run, "--data_path", tiny_data, "--json")
+    asvspoof = tmp_path / "scores-asvspoof.tsv"
+    r = lcnn("evaluate", "--run_dir", run, "--data_path", tiny_data, "--json",
+             "--score_file", asvspoof)
     assert r.returncode == 0, r.stderr
     metrics = json.loads(r.stdout.strip().splitlines()[-1])
     assert metrics["n_real"] == 8 and metrics["n_fake"] == 8
-    for key in ("eer", "eer_threshold", "accuracy", "precision", "recall", "f1", "roc_auc"):
+    for key in ("eer", "eer_threshold", "accuracy", "precision", "recall", "f1", "roc_auc",
+                "min_dcf", "min_cllr"):
         assert 0.0 <= metrics[key] <= 1.0
+    assert metrics["cllr"] >= 0 and metrics["act_dcf"] >= 0
+    low, high = metrics["eer_ci95"]
+    assert low <= metrics["eer"] <= high
+    assert "validation" in metrics["threshold_source"] and metrics["calibration"]["a"] < 0
+    # the ASVspoof file: higher = bona fide, the calibrated LLR, one line per clip
+    lines = [line.split("\t") for line in asvspoof.read_text().splitlines()]
+    assert lines[0] == ["filename", "attack", "cm-label", "cm-score"] and len(lines) == 1 + 16
+    from lcnn.metrics import cllr
+
+    assert cllr([key == "spoof" for _, _, key, _ in lines[1:]],
+                [float(s) for *_, s in lines[1:]]) == pytest.approx(metrics["cllr"], abs=1e-5)
+    r = lcnn("evaluate", "--run_dir", run, "--data_path", tiny_data, "--by", "speaker")
+    assert r.returncode == 2 and "speaker" in r.stderr and "Traceback" not in r.stderr
     # it learned: the toy classes separate within 3 epochs (seeds 1-3 and 42 all reach EER 0)
     assert metrics["eer"] <= 0.25 and metrics["roc_auc"] >= 0.85
     # and the reported EER is the one its own score file gives
@@ -89,6 +105,15 @@ def test_train_evaluate_predict(tiny_data, tmp_path):
     assert by_path["broken.wav"]["score"] is None and by_path["broken.wav"]["error"]
     scored = [row for row in rows if row["score"] is not None]
     assert all(0 <= row["score"] <= 1 and row["verdict"] in ("real", "fake") for row in scored)
+    assert all(0 <= row["p_fake"] <= 1 and row["prior_fake"] == 0.5 for row in scored)
+    # the stored validation threshold decides, and the output says so
+    assert all(row["threshold"] == metrics["threshold"] for row in scored)
+    assert all((row["verdict"] == "fake") == (row["score"] >= row["threshold"]) for row in scored)
+    assert "validation" in scored[0]["threshold_source"]
+    # higher raw score, lower LLR (bona fide vs spoof), higher probability of fake
+    by_score = sorted(scored, key=lambda row: row["score"])
+    assert [row["llr"] for row in by_score] == sorted((row["llr"] for row in by_score),
+                                                      reverse=True)
 
 
 def test_resume_after_kill(tiny_data, tmp_path):

@@ -86,7 +86,7 @@ def test_score_distributions_per_class_and_per_group(tmp_path, labels_scores):
     labels, scores = labels_scores
     fig = plots.score_distributions(labels, scores, threshold=0.4, path=tmp_path / "d.png")
     ax = fig.axes[0]
-    assert ax.get_xlabel() == "score = probability of fake"
+    assert ax.get_xlabel() == plots.SCORE_LABEL == "raw score (higher = more fake)"
     assert ax.get_lines()[0].get_xdata()[0] == 0.4  # the threshold
     assert sum(p.get_height() for p in ax.patches) == len(scores)
     groups = np.where(labels == 0, "bonafide", np.where(np.arange(100) % 2, "tts", "vocoder"))
@@ -116,3 +116,36 @@ def test_filter_plots_from_a_sinc_layer(tmp_path):
     freq, gain = lines[-2].get_xdata(), lines[-2].get_ydata()
     assert low[-1] <= freq[np.argmax(gain)] <= high[-1]
     assert _is_png(tmp_path / "bands.png") and _is_png(tmp_path / "resp.png")
+
+
+def test_det_curve_marks_the_operating_point_of_a_threshold(labels_scores):
+    labels, scores = labels_scores
+    fig = plots.det_curve(labels, scores, threshold=0.5)
+    point = [line for line in fig.axes[0].get_lines()
+             if line.get_label().startswith("threshold")][0]
+    false_alarm = np.sum((scores >= 0.5) & (labels == 0)) / np.sum(labels == 0)
+    miss = np.sum((scores < 0.5) & (labels == 1)) / np.sum(labels == 1)
+    assert point.get_xdata()[0] == pytest.approx(norm.ppf(false_alarm))
+    assert point.get_ydata()[0] == pytest.approx(norm.ppf(miss))
+
+
+def test_reliability_diagram_bins_stated_against_observed(tmp_path):
+    labels = np.array([0, 0, 1, 1, 1, 0, 1, 1])
+    stated = np.array([0.05, 0.08, 0.02, 0.55, 0.58, 0.52, 0.95, 0.91])
+    fig = plots.reliability_diagram(labels, {"system": stated}, n_bins=10,
+                                    path=tmp_path / "rel.png")
+    line = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "system"][0]
+    # bins [0, 0.1), [0.5, 0.6), [0.9, 1]: mean stated vs share of fakes, written out
+    np.testing.assert_allclose(line.get_xdata(), [0.05, 0.55, 0.93])
+    np.testing.assert_allclose(line.get_ydata(), [1 / 3, 2 / 3, 1.0])
+    assert _is_png(tmp_path / "rel.png")
+
+
+def test_eer_breakdown_draws_each_group_with_its_interval():
+    table = {"a": {"eer": 0.3, "eer_ci95": [0.1, 0.5], "n_real": 10, "n_fake": 5},
+             "b": {"eer": 0.1, "eer_ci95": [0.0, 0.2], "n_real": 10, "n_fake": 5}}
+    fig = plots.eer_breakdown(table)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["b (10 real, 5 fake)",
+                                                            "a (10 real, 5 fake)"]
+    np.testing.assert_allclose(ax.get_lines()[0].get_xdata(), [10, 30])

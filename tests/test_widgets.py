@@ -12,7 +12,14 @@ import soundfile as sf
 
 from lcnn.audio import load_audio
 from lcnn.config import Config
-from lcnn.course.widgets import ClipPlayer, ScoreExplorer, SincExplorer, band_edges, matching_clip
+from lcnn.course.widgets import (
+    ClipPlayer,
+    ScoreExplorer,
+    SincExplorer,
+    ThresholdExplorer,
+    band_edges,
+    matching_clip,
+)
 from lcnn.detector.data import INT16_SCALE
 from lcnn.runtime import set_threads
 
@@ -211,3 +218,29 @@ def test_score_explorer_sorts_by_worst_mistake(explorer):
     explorer.show_class.value = "real"
     assert len(explorer.rows) == 4 and all(r.label == 0 for r in explorer.rows)
     assert {r.attack for r in explorer.rows} == {"bonafide"}
+
+
+# ------------------------------------------------------------------ ThresholdExplorer
+
+
+def test_threshold_explorer_follows_the_slider_and_presets():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 30)
+    scores = np.clip(rng.normal(0.35 + 0.3 * labels, 0.15), 0, 1)
+    explorer = ThresholdExplorer(labels, scores, presets={"validation EER": 0.42, "none": None})
+    assert [b.description for b in explorer.buttons] == ["validation EER"]
+    for threshold in (0.3, 0.61):
+        explorer.slider.value = threshold
+        called_fake = scores >= threshold
+        assert explorer.confusion == {
+            "tn": int(np.sum(~called_fake[:30])), "fp": int(np.sum(called_fake[:30])),
+            "fn": int(np.sum(~called_fake[30:])), "tp": int(np.sum(called_fake[30:]))}
+        assert explorer.false_alarm == explorer.confusion["fp"] / 30
+        assert explorer.miss == explorer.confusion["fn"] / 30
+        # ASVspoof 5's cost written out: 0.95 x real rejected + 10 x 0.05 x fakes accepted
+        assert explorer.dcf == pytest.approx(
+            (0.95 * explorer.false_alarm + 0.5 * explorer.miss) / 0.5)
+        texts = [t.get_text() for t in explorer.figure.axes[1].texts]
+        assert texts[1].startswith(f"{explorer.confusion['fp']}\n")
+    explorer.buttons[0].click()
+    assert explorer.threshold == 0.42

@@ -93,32 +93,63 @@ def cmd_evaluate(args) -> int:
 
     if args.condition == "all":
         return cmd_robustness(args)
+    by = tuple(c for c in (args.by or "").split(",") if c)
     r = evaluate(args.run_dir, args.data_path, args.split, args.threshold, args.skip_bad,
-                 args.cache_dir, condition=args.condition, windows=args.windows,
-                 seed=args.seed)
+                 args.cache_dir, by=by, score_file=args.score_file, condition=args.condition,
+                 windows=args.windows, seed=args.seed)
+    if r["calibration_note"]:
+        print(f"lcnn evaluate: note: {r['calibration_note']}", file=sys.stderr)
     if args.json:
         print(json.dumps(r))
         return 0
     c = r["confusion"]
-    print(f"{r['split']}: {r['n_real']} real, {r['n_fake']} fake  (score = probability of fake)")
+
+    def ci(key: str, scale: float = 100) -> str:
+        low, high = r[key + "_ci95"]
+        return f"(95% CI {scale * low:.2f}-{scale * high:.2f}, bootstrap by {r['bootstrap']['by']})"
+
+    print(f"{r['split']}: {r['n_real']} real, {r['n_fake']} fake  (raw score: higher = more fake)")
     if args.condition != "clean" or args.windows:
         print(f"  condition  {args.condition}{', whole files in windows' if args.windows else ''}")
-    print(f"  EER        {100 * r['eer']:6.2f}%  at threshold {r['eer_threshold']:.3f}")
+    print(f"  EER        {100 * r['eer']:6.2f}%  {ci('eer')}, at threshold "
+          f"{r['eer_threshold']:.3f} chosen on these scores (optimistic)")
+    print(f"  minDCF     {r['min_dcf']:6.3f}   {ci('min_dcf', 1)}  (ASVspoof 5 costs)")
+    calibrated = "calibrated" if r["calibration"] else "uncalibrated"
+    print(f"  actDCF     {r['act_dcf']:6.3f}   Cllr {r['cllr']:.3f} bits ({calibrated} LLRs), "
+          f"minCllr {r['min_cllr']:.3f}")
     print(f"  ROC-AUC    {r['roc_auc']:.4f}")
-    print(f"  at threshold {r['threshold']}: accuracy {r['accuracy']:.4f}, precision "
-          f"{r['precision']:.4f}, recall {r['recall']:.4f}, F1 {r['f1']:.4f}")
+    print(f"  at threshold {r['threshold']:.3f} ({r['threshold_source']}): accuracy "
+          f"{r['accuracy']:.4f}, precision {r['precision']:.4f}, recall {r['recall']:.4f}, "
+          f"F1 {r['f1']:.4f}")
     print(f"  confusion  real->real {c['tn']}, real->fake {c['fp']}, "
           f"fake->real {c['fn']}, fake->fake {c['tp']}")
-    for attack, eer in r.get("eer_by_attack", {}).items():
-        print(f"  EER {attack:<22} {100 * eer:6.2f}%")
+    for column, rows in r["by"].items():
+        for value, row in rows.items():
+            low, high = row["eer_ci95"]
+            print(f"  EER {column} {value:<22} {100 * row['eer']:6.2f}% "
+                  f"(95% CI {100 * low:.1f}-{100 * high:.1f}; {row['n_real']} real, "
+                  f"{row['n_fake']} fake)")
+    if not r["by"]:
+        for attack, eer in r.get("eer_by_attack", {}).items():
+            print(f"  EER {attack:<22} {100 * eer:6.2f}%")
     return 0
 
 
 def cmd_predict(args) -> int:
-    from lcnn.detector import runs
+    from lcnn.detector import calibration, runs
     from lcnn.detector.predict import keras_scorer, predict_paths
 
     cfg = runs.load_config(args.run_dir)
+    cal, note = calibration.for_run(args.run_dir)
+    threshold, source = calibration.decision_threshold(cal, args.threshold)
+    if cal is not None and args.threshold is None:
+        source += f"; stored in {Path(args.run_dir) / calibration.CALIBRATION}"
+    if note:
+        print(f"lcnn predict: note: {note}", file=sys.stderr)
+    prior = cal.prior_fake if cal is not None else None
+    print(f"lcnn predict: threshold {threshold:.4f} on the raw score ({source}); columns: path, "
+          f"raw score (higher = more fake), LLR (bona fide vs spoof), P(fake) at prior {prior}, "
+          "verdict", file=sys.stderr)
     if args.tflite:
         from lcnn.detector.export import tflite_scorer
 
@@ -127,13 +158,19 @@ def cmd_predict(args) -> int:
         scorer = keras_scorer(runs.load_model(args.run_dir))
     results = predict_paths(scorer, args.paths, cfg)
     for p in results:
+        llr = p_fake = None
+        if cal is not None and p.score is not None:
+            llr, p_fake = float(cal.llr(p.score)), float(cal.p_fake(p.score))
         if args.json:
-            print(json.dumps({"path": str(p.path), "score": p.score, "windows": p.windows,
-                              "verdict": p.verdict(args.threshold), "error": p.error}))
+            print(json.dumps({"path": str(p.path), "score": p.score, "llr": llr,
+                              "p_fake": p_fake, "prior_fake": prior, "windows": p.windows,
+                              "verdict": p.verdict(threshold), "threshold": threshold,
+                              "threshold_source": source, "error": p.error}))
         elif p.score is None:
             print(f"{p.path}\terror: {p.error}", file=sys.stderr)
         else:
-            print(f"{p.path}\t{p.score:.4f}\t{p.verdict(args.threshold)}")
+            calibrated = "-\t-" if llr is None else f"{llr:.3f}\t{p_fake:.4f}"
+            print(f"{p.path}\t{p.score:.4f}\t{calibrated}\t{p.verdict(threshold)}")
     return 0 if any(p.score is not None for p in results) else 1
 
 
@@ -202,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--windows", action="store_true",
                    help="score whole files in windows, as predict does (for long files)")
     e.add_argument("--seed", type=int, default=0, help="seed of the --condition channel")
+    e.add_argument("--by", help="EER with 95%% CI per value of these metadata.csv columns, "
+                   "comma-separated, e.g. attack,speaker,lang,gender")
+    e.add_argument("--score_file", help="also write an ASVspoof-convention score file here "
+                   "(filename, attack, bonafide/spoof, LLR; higher = more bona fide)")
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("predict", help="score audio files and folders")
@@ -212,8 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_predict)
 
     for q in (e, r):
-        q.add_argument("--threshold", type=float, default=0.5,
-                       help="call a clip fake when its score is at least this")
+        q.add_argument("--threshold", type=float, default=None,
+                       help="call a clip fake when its raw score is at least this (default: "
+                       "the validation EER threshold stored in the run's calibration.json)")
     for q in (t, e):
         q.add_argument("--skip_bad", action="store_true",
                        help="skip unreadable audio files instead of stopping")

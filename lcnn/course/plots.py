@@ -7,7 +7,8 @@ rather than pyplot, so nothing is kept open behind the caller's back and the cod
 same in a notebook, a test or a server. In a notebook, show a figure by making it the last
 expression of a cell (or with `display(fig)`).
 
-Scores are the model's probability that a clip is FAKE; the fake class is the positive one.
+Scores are the model's raw output, higher = more FAKE (not a probability: see
+lcnn.detector.calibration); the fake class is the positive one.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from lcnn import LABELS
 from lcnn.io import atomic_path
 from lcnn.metrics import compute_eer
 
-SCORE_LABEL = "score = probability of fake"
+SCORE_LABEL = "raw score (higher = more fake)"
 DPI = 110
 CLASS_COLORS = ("tab:blue", "tab:red")  # real, fake
 # DET axes: rates from 0.1 % to 99.9 % on the normal-deviate scale, ticks in %
@@ -120,23 +121,33 @@ def _deviate(p) -> np.ndarray:
     return norm.ppf(np.clip(p, *DET_LIMITS))
 
 
-def det_curve(labels, scores, path: str | Path | None = None) -> Figure:
+def det_curve(labels, scores, path: str | Path | None = None, threshold: float | None = None,
+              ax=None) -> Figure:
     """DET curve as the field draws it: miss rate against false-alarm rate on normal-deviate
-    axes (scipy's norm.ppf), ticks in %, the EER point marked.
+    axes (scipy's norm.ppf), ticks in %, the EER point marked, and the operating point of
+    `threshold` when given. Draws into `ax` when given (e.g. one panel of a bigger figure).
 
     A miss is a fake scored below the threshold, a false alarm a real clip at or above it.
     Rates of 0 or 1 are drawn at the edge of the plotted range (0.1 % to 99.5 %).
     """
     labels, scores = _as_arrays(labels, scores)
     far, miss, _ = skm.det_curve(labels, scores)
-    eer, threshold = compute_eer(labels, scores)
-    fig = Figure(figsize=(4.6, 4.4), layout="constrained")
-    ax = fig.subplots()
+    eer, eer_threshold = compute_eer(labels, scores)
+    if ax is None:
+        fig = Figure(figsize=(4.6, 4.4), layout="constrained")
+        ax = fig.subplots()
+    fig = ax.figure
     ax.plot(_deviate(far), _deviate(miss), lw=2, label="model")
     lims = _deviate(np.array(DET_LIMITS))
     ax.plot(lims, lims, ls=":", color="grey", lw=1, label="miss = false alarm")
     ax.plot(*_deviate([eer, eer]), "o", color="k",
-            label=f"EER = {100 * eer:.2f}% (threshold {threshold:.3f})")
+            label=f"EER = {100 * eer:.2f}% (threshold {eer_threshold:.3f})")
+    if threshold is not None:
+        pred = scores >= threshold
+        point = (np.mean(pred[labels == 0]), np.mean(~pred[labels == 1]))
+        ax.plot(*_deviate(point), "s", color="tab:orange", ms=8,
+                label=f"threshold {threshold:.3f}: FA {100 * point[0]:.1f}%, "
+                      f"miss {100 * point[1]:.1f}%")
     ticks = _deviate(np.array(DET_TICKS))
     names = [_percent(t) for t in DET_TICKS]
     ax.set_xticks(ticks, names, rotation=45)
@@ -167,15 +178,17 @@ def pr_curve(labels, scores, path: str | Path | None = None) -> Figure:
 
 
 def confusion_matrix(labels, scores, threshold: float = 0.5,
-                     path: str | Path | None = None) -> Figure:
+                     path: str | Path | None = None, ax=None) -> Figure:
     """Confusion matrix at a threshold (fake when score >= threshold): counts and % of the
-    true class in each cell."""
+    true class in each cell. Draws into `ax` when given."""
     labels, scores = _as_arrays(labels, scores)
     pred = (scores >= threshold).astype(int)
     counts = skm.confusion_matrix(labels, pred, labels=[0, 1])
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    fig = Figure(figsize=(4.4, 3.8), layout="constrained")
-    ax = fig.subplots()
+    if ax is None:
+        fig = Figure(figsize=(4.4, 3.8), layout="constrained")
+        ax = fig.subplots()
+    fig = ax.figure
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for i in range(2):
         for j in range(2):
@@ -227,6 +240,52 @@ def score_distributions(labels, scores, threshold: float = 0.5, groups=None,
     ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.3g}")
     ax.set(xlabel=SCORE_LABEL, xlim=(-0.02, 1.02))
     ax.legend(loc="best")
+    ax.grid(alpha=0.3, axis="x")
+    return _finish(fig, path)
+
+
+def reliability_diagram(labels, curves: dict[str, np.ndarray], n_bins: int = 10,
+                        path: str | Path | None = None) -> Figure:
+    """Reliability diagram: clips binned by the probability of fake a system states, against
+    the share of fakes in each bin (marker area = clips in the bin). A calibrated system
+    lies on the diagonal. `curves` maps a name to one stated probability per clip."""
+    labels = np.asarray(labels).astype(int).ravel()
+    edges = np.linspace(0, 1, n_bins + 1)
+    fig = Figure(figsize=(4.8, 4.6), layout="constrained")
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", label="calibrated")
+    for name, probs in curves.items():
+        probs = np.asarray(probs, dtype=float).ravel()
+        bins = np.clip(np.digitize(probs, edges[1:-1]), 0, n_bins - 1)
+        used = np.unique(bins)
+        stated = np.array([probs[bins == b].mean() for b in used])
+        observed = np.array([labels[bins == b].mean() for b in used])
+        counts = np.array([np.sum(bins == b) for b in used])
+        line, = ax.plot(stated, observed, "-", lw=1.5, label=name)
+        ax.scatter(stated, observed, s=12 * counts, color=line.get_color(), alpha=0.6)
+    ax.set(xlabel="stated probability of fake (bin mean)", ylabel="share of fakes in the bin",
+           xlim=(0, 1), ylim=(-0.02, 1.02), aspect="equal", title="Reliability diagram")
+    ax.legend(loc="upper left", fontsize="small")
+    ax.grid(alpha=0.3)
+    return _finish(fig, path)
+
+
+def eer_breakdown(table: dict[str, dict], title: str = "EER per group",
+                  path: str | Path | None = None) -> Figure:
+    """EER of each group with its 95 % interval (the output of lcnn.metrics.breakdown), as
+    horizontal error bars, best group at the top."""
+    names = sorted(table, key=lambda k: table[k]["eer"])
+    eer = np.array([100 * table[k]["eer"] for k in names])
+    low = np.array([100 * table[k]["eer_ci95"][0] for k in names])
+    high = np.array([100 * table[k]["eer_ci95"][1] for k in names])
+    fig = Figure(figsize=(6.4, 0.9 + 0.36 * len(names)), layout="constrained")
+    ax = fig.subplots()
+    rows = np.arange(len(names))
+    ax.errorbar(eer, rows, xerr=[eer - low, high - eer], fmt="o", capsize=3)
+    labels = [f"{k} ({table[k]['n_real']} real, {table[k]['n_fake']} fake)" for k in names]
+    ax.set_yticks(rows, labels)
+    ax.set(xlabel="EER % (95% bootstrap interval)", title=title, ylim=(len(names) - 0.5, -0.5),
+           xlim=(-2, 102))
     ax.grid(alpha=0.3, axis="x")
     return _finish(fig, path)
 

@@ -343,7 +343,7 @@ SORTS = {
 
 @dataclasses.dataclass
 class ScoredClip:
-    """One clip of a split with the model's score (probability of FAKE)."""
+    """One clip of a split with the model's raw score (higher = more FAKE)."""
 
     index: int
     file: Path
@@ -361,7 +361,7 @@ class ScoreExplorer:
     """A trained run's scores on one split, sortable by the model's worst mistakes.
 
     Shows a table of the clips in the chosen order, and for the chosen clip an Audio player
-    of what the model heard (the centre crop it scored), the score (probability of FAKE),
+    of what the model heard (the centre crop it scored), the raw score (higher = more FAKE),
     the verdict at `threshold`, the truth, and the waveform and spectrogram.
     State: `rows` (ScoredClip, current order), `current` (the chosen ScoredClip),
     `current_clip` (the samples the model scored), `player`, `figure`.
@@ -428,11 +428,11 @@ class ScoreExplorer:
 
     def _describe(self, row: ScoredClip) -> str:
         attack = f" ({row.attack})" if row.attack else ""
-        return (f"p(fake)={row.score:.3f}  {LABELS[row.label]}{attack} -> "
+        return (f"score={row.score:.3f}  {LABELS[row.label]}{attack} -> "
                 f"{self.verdict(row.score)}  {row.file.name}")  # fmt: skip
 
     def _table_html(self, rows: list[ScoredClip]) -> str:
-        head = "<tr><th>file</th><th>truth</th><th>attack</th><th>p(fake)</th><th>verdict</th></tr>"
+        head = "<tr><th>file</th><th>truth</th><th>attack</th><th>score</th><th>verdict</th></tr>"
         body = "".join(
             f"<tr><td>{r.file.name}</td><td>{LABELS[r.label]}</td><td>{r.attack or ''}</td>"
             f"<td>{r.score:.3f}</td><td>{'' if self.verdict(r.score) == LABELS[r.label] else '✗ '}"
@@ -464,8 +464,8 @@ class ScoreExplorer:
         mark = "right" if verdict == LABELS[r.label] else "WRONG"
         summary = widgets.HTML(
             f"<b>{r.file.name}</b><br>truth: {LABELS[r.label]}"
-            f"{f' ({r.attack})' if r.attack else ''} &nbsp; score p(fake) = {r.score:.3f} "
-            f"&nbsp; verdict at {self.threshold}: {verdict} ({mark})"
+            f"{f' ({r.attack})' if r.attack else ''} &nbsp; raw score = {r.score:.3f} "
+            f"&nbsp; verdict at {self.threshold:.3f}: {verdict} ({mark})"
         )
         self.figure = clip_figure([(r.file.name[:60], self.current_clip)], self.cfg.sample_rate)
         _show(self.output, summary, self.player, self.figure)
@@ -481,3 +481,60 @@ class ScoreExplorer:
     @property
     def current_verdict(self) -> str | None:
         return self.verdict(self.current.score) if self.current else None
+
+
+# ------------------------------------------------------------------ ThresholdExplorer
+
+
+class ThresholdExplorer:
+    """Move the decision threshold over the raw scores and watch the errors trade places.
+
+    A slider sets the threshold (a clip is called fake when its raw score is at or above it);
+    buttons jump to named thresholds (e.g. the ones stored in calibration.json). The figure
+    shows the DET curve with the operating point and the confusion matrix at that threshold.
+    State: `threshold`, `confusion` (tn, fp, fn, tp), `false_alarm` and `miss` rates, and
+    `dcf` (normalised, ASVspoof 5's costs), `figure`.
+    """
+
+    def __init__(self, labels, scores, threshold: float = 0.5,
+                 presets: dict[str, float] | None = None):  # fmt: skip
+        self.labels = np.asarray(labels).astype(int).ravel()
+        self.scores = np.asarray(scores, dtype=float).ravel()
+        self.slider = widgets.FloatSlider(
+            value=threshold, min=0.0, max=1.0, step=0.001, readout_format=".3f",
+            description="threshold", continuous_update=False,
+            layout=widgets.Layout(width="40em"),
+        )  # fmt: skip
+        self.presets = {k: float(v) for k, v in (presets or {}).items() if v is not None}
+        self.buttons = [widgets.Button(description=name, layout=widgets.Layout(width="auto"))
+                        for name in self.presets]
+        for button in self.buttons:
+            button.on_click(lambda b: setattr(self.slider, "value", self.presets[b.description]))
+        self.summary = widgets.HTML()
+        self.output = widgets.Output()
+        self.slider.observe(lambda _: self._update(), names="value")
+        self._update()
+        self.widget = widgets.VBox([self.slider, widgets.HBox(self.buttons), self.summary,
+                                    self.output])  # fmt: skip
+
+    def _update(self) -> None:
+        from lcnn import metrics
+        from lcnn.course import plots
+
+        self.threshold = float(self.slider.value)
+        fake = self.scores >= self.threshold
+        real = self.labels == 0
+        self.confusion = {"tn": int(np.sum(real & ~fake)), "fp": int(np.sum(real & fake)),
+                          "fn": int(np.sum(~real & ~fake)), "tp": int(np.sum(~real & fake))}
+        self.false_alarm = float(np.mean(fake[real]))
+        self.miss = float(np.mean(~fake[~real]))
+        self.dcf = float(metrics.dcf(self.false_alarm, self.miss))
+        self.summary.value = (
+            f"threshold {self.threshold:.3f}: {100 * self.false_alarm:.1f}% of real clips "
+            f"called fake, {100 * self.miss:.1f}% of fakes missed; DCF (ASVspoof 5 costs) "
+            f"{self.dcf:.3f}")
+        self.figure = Figure(figsize=(9.6, 4.2), dpi=100, layout="constrained")
+        det_ax, cm_ax = self.figure.subplots(1, 2)
+        plots.det_curve(self.labels, self.scores, threshold=self.threshold, ax=det_ax)
+        plots.confusion_matrix(self.labels, self.scores, self.threshold, ax=cm_ax)
+        _show(self.output, self.figure)

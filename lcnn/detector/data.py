@@ -28,11 +28,7 @@ from tqdm.auto import tqdm
 
 from lcnn.audio import TARGET_RMS, fix_length, load_audio, normalize
 from lcnn.config import Config
-from lcnn.dataset import (
-    DataSource,
-    canonical_split,
-    open_source,
-)
+from lcnn.dataset import DataSource, canonical_split, open_source
 from lcnn.errors import AudioError, BadFilesError, LcnnError
 from lcnn.io import atomic_path
 

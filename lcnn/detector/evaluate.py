@@ -1,4 +1,6 @@
-"""Evaluate a trained run on a split: scores, metrics, and per-attack EER when known."""
+"""Evaluate a trained run on a split: scores, metrics with confidence intervals, breakdowns by
+attack, speaker, language... when the dataset has such metadata, robustness under channel
+conditions, and an ASVspoof score file."""
 
 from __future__ import annotations
 
@@ -9,22 +11,58 @@ from pathlib import Path
 import numpy as np
 
 from lcnn import channels
-from lcnn.detector import runs
-from lcnn.metrics import eer_by_group, summarize
+from lcnn.dataset import open_source
+from lcnn.detector import calibration, runs
+from lcnn.errors import LcnnError
+from lcnn.io import atomic_write_text
+from lcnn.metrics import breakdown, eer_by_group, raw_llr, summarize
+
+GROUP_COLUMNS = ("text_id", "recording")  # what the bootstrap resamples, first found
+
+
+def bootstrap_groups(columns: dict[str, np.ndarray]) -> tuple[np.ndarray | None, str]:
+    """What the bootstrap resamples: the prompt (text_id) of each clip when known, since a real
+    clip and the fakes made from its text are not independent; else the recording; else clips."""
+    for name in GROUP_COLUMNS:
+        if name in columns:
+            return columns[name], name
+    return None, "clip"
+
+
+def write_asvspoof_scores(path: str | Path, names: list[str], labels: np.ndarray,
+                          llrs: np.ndarray, attacks: np.ndarray | None = None) -> None:
+    """An ASVspoof-convention score file, tab-separated, atomically: filename, attack,
+    cm-label (bonafide/spoof), cm-score, where cm-score is an LLR, bona fide vs spoof, so
+    HIGHER = MORE BONA FIDE (the opposite of this project's raw score).
+
+    ASVspoof 5's evaluation package reads scores (filename, cm-score) and keys (filename,
+    cm-label) from two files: `cut -f1,4 F > scores.tsv; cut -f1,3 F > keys.tsv`.
+    """
+    lines = ["filename\tattack\tcm-label\tcm-score"]
+    for i, name in enumerate(names):
+        key = "spoof" if labels[i] == 1 else "bonafide"
+        attack = str(attacks[i]) if attacks is not None else ("-" if labels[i] else "bonafide")
+        lines.append(f"{name}\t{attack}\t{key}\t{float(llrs[i]):.6f}")
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: str = "testing",
-             threshold: float = 0.5, skip_bad: bool = False,
-             cache_dir: str | Path | None = None, condition: str = "clean",
-             windows: bool = False, seed: int = 0, model=None) -> dict:
+             threshold: float | None = None, skip_bad: bool = False,
+             cache_dir: str | Path | None = None, by: tuple[str, ...] = (),
+             score_file: str | Path | None = None, n_boot: int = 1000,
+             condition: str = "clean", windows: bool = False, seed: int = 0,
+             model=None) -> dict:
     """Score every clip of a split with the run's best model and summarise.
 
+    threshold (raw score) defaults to the one chosen on validation (calibration.json).
     `condition` passes every clip through one channel of lcnn.channels.CONDITIONS first
     (seeded by `seed`); `windows` scores whole files as `predict` does (see window_scores)
-    instead of one centre clip each. Writes <run_dir>/scores-<split><tag>.tsv and
-    metrics-<split><tag>.json (tag: "-<condition>" unless clean, "-windows" with windows);
-    returns the metrics dict (see lcnn.metrics.summarize) plus `eer_by_attack` when the
-    dataset names attacks. `model`: the run's model if already loaded.
+    instead of one centre clip each. Writes <run_dir>/scores-<split><tag>.tsv (raw score,
+    calibrated LLR and probability of fake) and metrics-<split><tag>.json (tag: "-<condition>"
+    unless clean, "-windows" with windows), and `score_file` in ASVspoof's convention when
+    given. Returns the metrics dict (see lcnn.metrics.summarize) plus `eer_by_attack` when the
+    dataset names attacks and `by` (EER with CI per value of each metadata column named in
+    `by`). `model`: the run's model if already loaded.
     """
     from lcnn.detector import data
     from lcnn.detector.predict import predict_scores
@@ -36,23 +74,47 @@ def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: st
     set_threads(cfg.threads)
     if data_path is None:
         data_path = runs.data_path(run_dir)
+    source = open_source(data_path)
+    known = list(source.listing(split).meta)
+    missing = [c for c in by if c not in known]
+    if missing:
+        raise LcnnError(f"evaluate --by: {', '.join(missing)} not among {data_path}'s metadata "
+                        f"columns ({', '.join(known) or 'none'})")
     model = runs.load_model(run_dir) if model is None else model
-    clips = data.load_split(data_path, split, cfg, cache_dir=cache_dir, skip_bad=skip_bad)
+    cal, note = calibration.for_run(run_dir)
+    clips = data.load_split(source, split, cfg, cache_dir=cache_dir, skip_bad=skip_bad)
     if windows:
         scores = window_scores(model, clips.files, cfg, channel, seed)
     else:
         if channel is not None:
             clips = with_channel(clips, cfg, condition, channel, seed)
         scores = predict_scores(model, data.make_dataset(clips, cfg, training=False))
-    result = summarize(clips.labels, scores, threshold)
-    result.update(split=split, condition=condition, windows=windows)
-    attacks = clips.meta.get("attack")
+    columns = clips.meta
+    groups, group_name = bootstrap_groups(columns)
+    threshold, threshold_source = calibration.decision_threshold(cal, threshold)
+    llrs = cal.llr(scores) if cal is not None else None
+    result = summarize(clips.labels, scores, threshold, llrs, groups, n_boot)
+    result.update(split=split, condition=condition, windows=windows,
+                  threshold_source=threshold_source, calibration_note=note or None)
+    result["bootstrap"]["by"] = group_name
+    result["calibration"] = None if cal is None else {
+        "a": cal.a, "b": cal.b, "fitted_on": cal.fitted_on, "prior_fake": cal.prior_fake,
+        "llr": "natural log, bona fide vs spoof (cllr and act_dcf use it)"}
+    attacks = columns.get("attack")
     if attacks is not None:
         result["eer_by_attack"] = eer_by_group(clips.labels, scores, attacks)
+    result["by"] = {c: breakdown(clips.labels, scores, columns[c], groups, n_boot)
+                    for c in by if c in columns}
+    extra = {} if cal is None else {"llr": llrs, "p_fake_calibrated": cal.p_fake(scores)}
     tag = ("" if condition == "clean" else f"-{condition}") + ("-windows" if windows else "")
     runs.write_scores(run_dir / f"scores-{split}{tag}.tsv", clips.files, scores, clips.labels,
-                      attacks)
+                      attacks, extra)
     runs.write_json(run_dir / f"metrics-{split}{tag}.json", result)
+    if score_file is not None:
+        root = source.listing(split).root.resolve()
+        names = [Path(f).resolve().relative_to(root).as_posix() for f in clips.files]
+        write_asvspoof_scores(score_file, names, clips.labels,
+                              llrs if llrs is not None else raw_llr(scores), attacks)
     return result
 
 

@@ -1,7 +1,8 @@
 """The models: a Light CNN on a learnable SincConv front end (default) and the seed's ReLU design.
 
 Both take a float32 waveform of `cfg.n_samples` samples at `cfg.sample_rate` and output one
-number per clip: the probability that the clip is FAKE.
+number per clip, a sigmoid output, higher = more FAKE (a score, not a probability: see
+lcnn.detector.calibration).
 
 The default is designed for CPU training. Convolving 2-s clips at the full 16 kHz rate is what
 makes raw-waveform models slow on CPU, so the front end lowers the time resolution before

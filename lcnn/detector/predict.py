@@ -3,7 +3,8 @@
 A file longer than one clip is cut into windows of one clip length with 50 % overlap (the last
 window is aligned to the end of the file, so no audio is dropped); each window is scored and the
 file's score is the mean of the window scores, so a long file is judged on all of it. A file
-shorter than a clip is padded. Scores are probabilities of FAKE.
+shorter than a clip is padded. Scores are the model's raw output, higher = more fake; they are
+not probabilities (lcnn.detector.calibration turns them into LLRs and probabilities of fake).
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from lcnn.config import Config
 from lcnn.dataset import audio_files
 from lcnn.errors import AudioError, LcnnError
 
-Scorer = Callable[[np.ndarray], np.ndarray]  # [windows, n_samples] -> [windows] p(fake)
+Scorer = Callable[[np.ndarray], np.ndarray]  # [windows, n_samples] -> [windows] raw scores
 
 
 @dataclass
 class Prediction:
     path: Path
-    score: float | None  # probability of fake, None when the file could not be read
+    score: float | None  # raw score (higher = more fake), None when the file could not be read
     windows: int = 0
     error: str | None = None
 
@@ -36,7 +37,7 @@ class Prediction:
 
 
 def predict_scores(model, dataset) -> np.ndarray:
-    """Probability of fake for every clip of a (non-shuffled) dataset."""
+    """Raw score (higher = more fake) of every clip of a (non-shuffled) dataset."""
     return np.asarray(model.predict(dataset, verbose=0)).reshape(-1)
 
 

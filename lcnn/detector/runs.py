@@ -5,7 +5,8 @@
     <run_dir>/state.json           progress: last finished epoch, best epoch, early-stopping count
     <run_dir>/last.keras           model + optimizer after the last finished epoch (for resuming)
     <run_dir>/best.keras           model with the best validation EER (what evaluate/predict use)
-    <run_dir>/scores-<split>.tsv   per-file scores (probability of fake)
+    <run_dir>/scores-<split>.tsv   per-file raw scores (higher = more fake; not probabilities)
+    <run_dir>/calibration.json     score -> LLR and probability of fake, thresholds (validation)
 
 Every file is written to a temporary name in the same folder and then renamed over the old
 one (os.replace is atomic), so a killed process leaves either the old or the new file.
@@ -60,21 +61,24 @@ def read_history(path: Path) -> list[dict]:
 
 
 def write_scores(path: Path, files: Sequence, scores: Iterable[float], labels=None,
-                 groups=None) -> None:
-    """Write a tab-separated score file: file, p_fake[, label[, attack]] with a header.
+                 groups=None, extra: dict[str, Sequence[float]] | None = None) -> None:
+    """Write a tab-separated score file: file, score[, label[, attack]][, extra...] with a
+    header; `extra` adds numeric columns (e.g. the calibrated LLR).
 
-    The column is named p_fake because the score is the probability of fake, the opposite
-    direction from ASVspoof's cm-score.
+    The score is the model's raw output, higher = more fake (the opposite direction from
+    ASVspoof's cm-score); runs written before calibration existed name the column p_fake.
     """
-    header = ["file", "p_fake"] + (["label"] if labels is not None else [])
+    header = ["file", "score"] + (["label"] if labels is not None else [])
     header += ["attack"] if groups is not None else []
+    header += list(extra or {})
     lines = ["\t".join(header)]
     for i, (f, s) in enumerate(zip(files, scores, strict=True)):
-        row = [str(f), f"{float(s):.6f}"]
+        row = [str(f), f"{float(s):.9g}"]  # all of float32's digits: calibration takes logits
         if labels is not None:
             row.append("fake" if int(labels[i]) == 1 else "real")
         if groups is not None:
             row.append(str(groups[i]))
+        row += [f"{float(values[i]):.6g}" for values in (extra or {}).values()]
         lines.append("\t".join(row))
     atomic_write_text(path, "\n".join(lines) + "\n")
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from lcnn.config import Config
 from lcnn.detector import runs
+from lcnn.detector.calibration import calibrate_run
 from lcnn.detector.predict import predict_scores
 from lcnn.errors import LcnnError
 from lcnn.runtime import set_threads
@@ -164,6 +165,7 @@ def train(data_path: str | Path, run_dir: str | Path, cfg: Config, *, overwrite:
                   if r["epoch"] > start)
     done = state["epoch"] - start
     state["clips_per_s"] = done * len(train_clips.labels) / seconds if done else None
+    calibrate_run(run_dir)  # calibration and thresholds from the best epoch's validation scores
     runs.write_json(run_dir / runs.STATE, state)
     # the best model is what evaluate/predict use; last.keras is only for resuming
     (run_dir / runs.LAST).unlink(missing_ok=True)

@@ -1,0 +1,112 @@
+"""Platt calibration: fitted as a textbook logistic regression would be, better Cllr on held-out
+clips, the same EER, and stored in (and read back from) the run folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from lcnn import metrics
+from lcnn.detector import calibration
+
+
+def focal_like_scores(seed: int, n: int = 300):
+    """Raw scores squeezed towards the middle and shifted, as focal loss leaves them: the
+    ranking is good, the values are not probabilities."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    z = rng.normal(0, 1, n) + 2.0 * labels
+    return labels, 1 / (1 + np.exp(-(0.4 * z + 0.5)))
+
+
+def test_fit_platt_minimises_the_weighted_log_loss():
+    labels, scores = focal_like_scores(0)
+    real = labels == 0
+    x = np.log(scores / (1 - scores))
+    target = np.where(real, (real.sum() + 1) / (real.sum() + 2), 1 / ((~real).sum() + 2))
+    weight = np.where(real, 0.5 / real.sum(), 0.5 / (~real).sum())
+
+    def loss(ab):  # cross-entropy of P(real) = sigmoid(a x + b) against Platt's targets
+        z = ab[0] * x + ab[1]
+        return np.sum(weight * (target * np.logaddexp(0, -z) + (1 - target) * np.logaddexp(0, z)))
+
+    expected = minimize(loss, [0.0, 0.0], method="BFGS").x
+    np.testing.assert_allclose(calibration.fit_platt(labels, scores), expected, atol=1e-3)
+
+
+def test_calibration_improves_cllr_on_held_out_clips_and_keeps_the_eer():
+    val_labels, val_scores = focal_like_scores(1)
+    test_labels, test_scores = focal_like_scores(2)
+    cal = calibration.fit(val_labels, val_scores)
+    assert cal.a < 0  # higher raw score = more fake = lower LLR (bona fide vs spoof)
+    llrs = cal.llr(test_scores)
+    before = metrics.cllr(test_labels, metrics.raw_llr(test_scores))
+    after = metrics.cllr(test_labels, llrs)
+    assert after < before - 0.05
+    assert after >= metrics.min_cllr(test_labels, test_scores)
+    # a monotone map changes no ranking: the same EER (LLRs point the other way)
+    assert metrics.compute_eer(test_labels, -llrs)[0] == pytest.approx(
+        metrics.compute_eer(test_labels, test_scores)[0])
+    assert metrics.act_dcf(test_labels, llrs) <= metrics.act_dcf(
+        test_labels, metrics.raw_llr(test_scores))
+
+
+def test_probability_and_thresholds_follow_the_llr():
+    labels, scores = focal_like_scores(3)
+    cal = calibration.fit(labels, scores)
+    llrs = cal.llr(scores)
+    # Bayes' rule written out: posterior odds of fake = prior odds / likelihood ratio
+    for prior in (0.5, 0.05):
+        odds = prior / (1 - prior) * np.exp(-llrs)
+        np.testing.assert_allclose(cal.p_fake(scores, prior), odds / (1 + odds))
+    bayes = cal.thresholds["asvspoof5"]["score"]
+    assert cal.llr(np.array([bayes]))[0] == pytest.approx(metrics.bayes_llr_threshold())
+    # called fake at the stored threshold <=> the LLR is below the Bayes threshold
+    np.testing.assert_array_equal(scores >= bayes, llrs < metrics.bayes_llr_threshold() + 1e-9)
+    assert cal.thresholds["eer"]["score"] == metrics.compute_eer(labels, scores)[1]
+
+
+def test_run_folder_round_trip_and_old_runs(tmp_path):
+    labels, scores = focal_like_scores(4, 100)
+    old = tmp_path / "old"
+    old.mkdir()
+    assert calibration.for_run(old)[0] is None  # nothing to calibrate on: a note, no error
+    # a run written before the score column was renamed
+    rows = ["file\tp_fake\tlabel"] + [f"c{i}.wav\t{s:.6f}\t{'fake' if y else 'real'}"
+                                      for i, (s, y) in enumerate(zip(scores, labels, strict=True))]
+    (old / calibration.VALIDATION_SCORES).write_text("\n".join(rows) + "\n")
+    cal, note = calibration.for_run(old)
+    assert "fitted it now" in note
+    stored = json.loads((old / calibration.CALIBRATION).read_text())
+    assert stored["a"] == cal.a and "bona fide vs spoof" in stored["llr"]
+    again, note = calibration.for_run(old)
+    assert note == "" and again == cal
+
+
+def test_no_bayes_threshold_when_scores_do_not_rise_with_fakeness():
+    labels, scores = focal_like_scores(5)
+    cal = calibration.fit(labels, 1 - scores)  # a model that learned it backwards
+    assert cal.a > 0 and cal.thresholds["asvspoof5"]["score"] is None
+    assert calibration.decision_threshold(cal) == (cal.thresholds["eer"]["score"],
+                                                   cal.thresholds["eer"]["source"])
+    assert calibration.decision_threshold(None)[0] == 0.5
+    assert calibration.decision_threshold(cal, 0.7)[0] == 0.7
+
+
+def test_read_only_old_run_is_calibrated_without_saving(tmp_path, monkeypatch):
+    labels, scores = focal_like_scores(6, 60)
+    rows = ["file\tscore\tlabel"] + [f"c{i}.wav\t{s:.9g}\t{'fake' if y else 'real'}"
+                                     for i, (s, y) in enumerate(zip(scores, labels, strict=True))]
+    (tmp_path / calibration.VALIDATION_SCORES).write_text("\n".join(rows) + "\n")
+
+    def read_only(*_):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(calibration, "save", read_only)
+    cal, note = calibration.for_run(tmp_path)
+    assert "not saved: Permission denied" in note
+    assert not (tmp_path / calibration.CALIBRATION).exists()
+    assert cal.a == pytest.approx(calibration.fit_platt(labels, scores)[0])
