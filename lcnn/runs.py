@@ -6,6 +6,7 @@
     <run_dir>/last.keras           model + optimizer after the last finished epoch (for resuming)
     <run_dir>/best.keras           model with the best validation EER (what evaluate/predict use)
     <run_dir>/scores-<split>.tsv   per-file scores (probability of fake)
+    <run_dir>/.lcnn-run            marker: this folder is an lcnn run folder (see is_run_folder)
 
 Every file is written to a temporary name in the same folder and then renamed over the old
 one (os.replace is atomic), so a killed process leaves either the old or the new file.
@@ -14,6 +15,7 @@ one (os.replace is atomic), so a killed process leaves either the old or the new
 from __future__ import annotations
 
 import csv
+import fnmatch
 import json
 import os
 import tempfile
@@ -26,6 +28,13 @@ from lcnn.errors import LcnnError
 
 CONFIG, STATE, HISTORY = "config.json", "state.json", "history.csv"
 BEST, LAST = "best.keras", "last.keras"
+MARKER = ".lcnn-run"
+TMP_TAG = ".lcnn-tmp"  # in the name of every temporary file lcnn writes
+# What lcnn writes into a run folder (glob patterns). `--overwrite` deletes a folder only if
+# every entry in it matches one of these, so a data folder or a thesis is never deleted.
+RUN_FILES = (MARKER, ".lcnn-lock", CONFIG, STATE, HISTORY, BEST, LAST, "scores-*.tsv",
+             "metrics-*.json", "model.tflite", "model-int8.tflite", "calibration*.json",
+             f"*{TMP_TAG}*")
 
 
 class RunError(LcnnError):
@@ -114,6 +123,66 @@ def write_scores(path: Path, files: Sequence, scores: Iterable[float], labels=No
             row.append(str(groups[i]))
         lines.append("\t".join(row))
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _is_run_file(name: str) -> bool:
+    """Whether lcnn writes files of this name into a run folder (also the temporary files of
+    older versions, `.best.keras.<random>.keras`, left by a killed run)."""
+    return any(fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name, f".{pattern}.*")
+               for pattern in RUN_FILES)
+
+
+def foreign_entries(run_dir: Path) -> list[str]:
+    """Names in run_dir that lcnn did not write: sub-folders, links and unknown files."""
+    return sorted(entry.name for entry in Path(run_dir).iterdir()
+                  if entry.is_symlink() or not entry.is_file() or not _is_run_file(entry.name))
+
+
+def is_run_folder(run_dir: Path) -> bool:
+    """Whether run_dir is an lcnn run folder: marked (or an older run with config.json and
+    state.json) and holding only files lcnn writes."""
+    run_dir = Path(run_dir)
+    if run_dir.is_symlink() or not run_dir.is_dir():
+        return False
+    marked = (run_dir / MARKER).is_file() or all(
+        (run_dir / name).is_file() for name in (CONFIG, STATE))
+    return marked and not foreign_entries(run_dir)
+
+
+def check_deletable(run_dir: Path) -> None:
+    """Raise RunError unless run_dir is missing, empty, or an lcnn run folder."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists() and not run_dir.is_symlink():
+        return
+    if run_dir.is_symlink() or not run_dir.is_dir():
+        raise RunError(f"{run_dir}: not a folder; --overwrite deletes only lcnn run folders")
+    if not any(run_dir.iterdir()) or is_run_folder(run_dir):
+        return
+    foreign = foreign_entries(run_dir)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3
+                                          else "")
+        reason = f"it holds {shown}, which lcnn did not write"
+    else:
+        reason = f"it has no {MARKER} marker and no {CONFIG} + {STATE}"
+    raise RunError(f"{run_dir}: not an lcnn run folder ({reason}); --overwrite refuses to "
+                   "delete it: pick another --run_dir")
+
+
+def clear_run(run_dir: Path, keep: tuple[str, ...] = ()) -> None:
+    """Delete the files of an lcnn run folder (after check_deletable), except `keep`."""
+    run_dir = Path(run_dir)
+    check_deletable(run_dir)
+    if run_dir.is_dir():
+        for entry in run_dir.iterdir():
+            if entry.name not in keep:
+                entry.unlink()
+
+
+def mark_run_folder(run_dir: Path) -> None:
+    """Write the marker that identifies run_dir as an lcnn run folder."""
+    atomic_write_text(Path(run_dir) / MARKER, "lcnn run folder: written by `python -m lcnn "
+                      "train`; `train --overwrite` may delete this folder\n")
 
 
 def load_config(run_dir: Path) -> Config:

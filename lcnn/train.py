@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -114,8 +113,8 @@ def _start_or_resume(run_dir: Path, cfg: Config, data_path: Path, overwrite: boo
     new_state = {"epoch": 0, "best_eer": None, "best_epoch": 0, "wait": 0,
                  "stopped_early": False, "finished": False}
     config_path = run_dir / runs.CONFIG
-    if overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
+    if overwrite:
+        runs.clear_run(run_dir)  # refuses a folder that is not an lcnn run folder
     if config_path.exists() and (run_dir / runs.STATE).exists():
         saved = runs.read_json(config_path)
         wanted = {**dataclasses.asdict(cfg), "data_path": str(data_path)}
@@ -127,6 +126,7 @@ def _start_or_resume(run_dir: Path, cfg: Config, data_path: Path, overwrite: boo
                 "or --overwrite to start over")
         return runs.read_json(run_dir / runs.STATE)
     run_dir.mkdir(parents=True, exist_ok=True)
+    runs.mark_run_folder(run_dir)
     runs.write_json(config_path, {**dataclasses.asdict(cfg), "data_path": str(data_path)})
     runs.write_json(run_dir / runs.STATE, new_state)
     return new_state
