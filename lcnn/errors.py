@@ -10,11 +10,21 @@ class LcnnError(Exception):
 class AudioError(LcnnError):
     """A file that cannot be used as audio. Names the file and the reason."""
 
-    def __init__(self, path: object, reason: str):
+    def __init__(self, path: object, reason: str, os_error: bool = False):
         self.path = str(path)
         self.reason = reason
+        # True when the file could not be read at all (permissions, I/O): not a verdict on
+        # the audio, so it must not be remembered as one
+        self.os_error = os_error
         super().__init__(f"{self.path}: {reason}")
 
 
 class LayoutError(LcnnError):
     """A dataset folder that is not in the expected <root>/<split>/{real,fake}/ layout."""
+
+
+class ConfigError(LcnnError, ValueError):
+    """A setting that cannot work: a Config field out of range, or a layer argument."""
+
+
+ModelConfigError = ConfigError  # the name lcnn.layers and older code use

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from lcnn import runs
 from lcnn.metrics import eer_by_group, summarize
 
 METADATA = "metadata.csv"
+log = logging.getLogger(__name__)
 
 
 def read_metadata(data_path: str | Path) -> dict[str, dict[str, str]]:
@@ -59,13 +61,18 @@ def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: st
         data_path = runs.data_path(run_dir)
     model = runs.load_model(run_dir)
     clips = data.load_split(data_path, split, cfg, cache_dir=cache_dir, skip_bad=skip_bad)
+    data.check_both_classes(clips, f"{data_path} ({split})")
     scores = predict_scores(model, data.make_dataset(clips, cfg, training=False))
     result = summarize(clips.labels, scores, threshold)
     result["split"] = split
     attacks = read_attacks(Path(data_path), clips.files)
     if attacks is not None:
         result["eer_by_attack"] = eer_by_group(clips.labels, scores, attacks)
-    runs.write_scores(run_dir / f"scores-{split}.tsv", clips.files, scores, clips.labels,
-                      attacks)
-    runs.write_json(run_dir / f"metrics-{split}.json", result)
+    try:
+        runs.write_scores(run_dir / f"scores-{split}.tsv", clips.files, scores, clips.labels,
+                          attacks)
+        runs.write_json(run_dir / f"metrics-{split}.json", result)
+    except OSError as e:  # e.g. a read-only run folder: the metrics are still worth showing
+        log.warning("lcnn evaluate: warning: could not save the scores and metrics in %s (%s)",
+                    run_dir, e.strerror or e)
     return result

@@ -13,13 +13,9 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from lcnn.errors import LcnnError
+from lcnn.errors import ModelConfigError
 
 HZ_PER_KHZ = 1000.0  # SincConv1D stores its cut-offs in kHz (see SincConv1D.build)
-
-
-class ModelConfigError(LcnnError, ValueError):
-    """A model setting that cannot work, e.g. an odd channel count before Max-Feature-Map."""
 
 
 def hz_to_mel(hz):

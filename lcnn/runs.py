@@ -18,7 +18,11 @@ import csv
 import fnmatch
 import json
 import os
+import re
+import socket
 import tempfile
+import time
+import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,11 +32,14 @@ from lcnn.errors import LcnnError
 
 CONFIG, STATE, HISTORY = "config.json", "state.json", "history.csv"
 BEST, LAST = "best.keras", "last.keras"
-MARKER = ".lcnn-run"
+MARKER, LOCK = ".lcnn-run", ".lcnn-lock"
 TMP_TAG = ".lcnn-tmp"  # in the name of every temporary file lcnn writes
+HOST = socket.gethostname().replace(os.sep, "_")
+# .<target>.lcnn-tmp-<host>-<pid>-<random>[suffix]: whose it is, so a dead writer's are removed
+_TMP_NAME = re.compile(re.escape(TMP_TAG) + r"-(?P<host>.+)-(?P<pid>\d+)-[a-z0-9_]+(\.\w+)?$")
 # What lcnn writes into a run folder (glob patterns). `--overwrite` deletes a folder only if
 # every entry in it matches one of these, so a data folder or a thesis is never deleted.
-RUN_FILES = (MARKER, ".lcnn-lock", CONFIG, STATE, HISTORY, BEST, LAST, "scores-*.tsv",
+RUN_FILES = (MARKER, LOCK, CONFIG, STATE, HISTORY, BEST, LAST, "scores-*.tsv",
              "metrics-*.json", "model.tflite", "model-int8.tflite", "calibration*.json",
              f"*{TMP_TAG}*")
 
@@ -41,15 +48,21 @@ class RunError(LcnnError):
     """A run folder that is missing or incomplete."""
 
 
+def temp_prefix(target: str | Path) -> str:
+    """The start of a temporary file's name for target: hidden, tagged, with host and pid."""
+    return f".{Path(target).name}{TMP_TAG}-{HOST}-{os.getpid()}-"
+
+
 @contextmanager
 def atomic_path(target: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside `target`; move it into place only if the block succeeds.
 
     The temporary file gets an ordinary file's mode (mkstemp makes it private) and `suffix`
-    (some writers pick the format from it: Keras wants .keras).
+    (some writers pick the format from it: Keras wants .keras). Its name says it is lcnn's and
+    which process writes it, so `clean_temporaries` can remove it if that process was killed.
     """
     target = Path(target)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=temp_prefix(target), suffix=suffix)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -76,6 +89,140 @@ def atomic_save_model(model, path: str | Path) -> None:
     """Save a Keras model to path (a .keras file) atomically."""
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (True when it cannot be told)."""
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
+        try:
+            import psutil
+        except ImportError:
+            return True
+        return psutil.pid_exists(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
+def is_stale_temporary(name: str) -> bool:
+    """Whether name is an lcnn temporary file of a process on this machine that is gone."""
+    match = _TMP_NAME.search(name)
+    return bool(match and match["host"] == HOST and int(match["pid"]) != os.getpid()
+                and not pid_alive(int(match["pid"])))
+
+
+def clean_temporaries(folder: Path) -> list[str]:
+    """Delete the temporary files killed lcnn processes left in folder; return their names."""
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if is_stale_temporary(entry.name):
+            try:
+                entry.unlink()
+                removed.append(entry.name)
+            except OSError:
+                pass  # gone already, or not ours to delete: leave it
+    return removed
+
+
+def _lock_owner(path: Path) -> dict | None:
+    """The process holding a run's lock, or None if the lock is stale (its process is gone)."""
+    try:
+        owner = json.loads(path.read_text())
+        pid, host = int(owner["pid"]), str(owner["host"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        # being written this very moment, or damaged: stale unless it is brand new
+        return {"pid": "?", "host": "?", "started": "just now"} if _age(path) < 10 else None
+    if host == HOST and (pid == os.getpid() or not pid_alive(pid)):
+        return None
+    return owner
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold <run_dir>/.lcnn-lock while the block runs, creating run_dir if needed.
+
+    A second trainer is refused with the first one's pid, host and start time; a lock left by
+    a killed process on this machine is taken over.
+    """
+    run_dir = Path(run_dir)
+    make_folder(run_dir)
+    path = run_dir / LOCK
+    mine = {"pid": os.getpid(), "host": HOST,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _lock_owner(path)
+            if owner is not None:
+                raise RunError(
+                    f"{run_dir}: in use by another training (pid {owner['pid']} on "
+                    f"{owner['host']}, started {owner['started']}); wait for it to finish, or "
+                    f"delete {path} if that process is gone") from None
+            path.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        except OSError as e:
+            raise RunError(f"{run_dir}: cannot write in this folder ({e.strerror})") from None
+        with os.fdopen(fd, "w") as f:
+            json.dump(mine, f)
+        break
+    else:
+        raise RunError(f"{run_dir}: could not take the lock {path}; try again")
+    try:
+        yield
+    finally:
+        try:
+            if json.loads(path.read_text()) == mine:
+                path.unlink()
+        except (OSError, ValueError):
+            pass
+
+
+def check_writable(folder: Path) -> None:
+    """RunError unless folder is a writable folder or can be created (checked before any
+    slow work, so a bad --run_dir fails at once)."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        where = "is a file" if probe == folder else f"is under {probe}, which is a file"
+        raise RunError(f"{folder}: {where}, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        where = "" if probe == folder else f" (in {probe})"
+        raise RunError(f"{folder}: cannot write here{where}: permission denied")
+
+
+def make_folder(folder: Path) -> None:
+    """Create folder (and parents) with one clear error when that is impossible."""
+    folder = Path(folder)
+    if folder.is_dir():
+        return
+    if folder.exists():
+        raise RunError(f"{folder}: is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise RunError(f"{folder}: a part of this path is a file, not a folder") from None
+    except OSError as e:
+        raise RunError(f"{folder}: cannot create this folder ({e.strerror})") from None
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -105,6 +252,17 @@ def read_history(path: Path) -> list[dict]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+_TSV_ESCAPES = {ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r"}
+
+
+def tsv_field(value: object) -> str:
+    """A value as one field of a tab-separated line: tabs and line breaks escaped as \\t,
+    \\n, \\r, and file-name bytes that are not UTF-8 shown as \\xNN."""
+    text = os.fsencode(value).decode("utf-8", "backslashreplace") if isinstance(
+        value, os.PathLike) else str(value)
+    return text.translate(_TSV_ESCAPES)
+
+
 def write_scores(path: Path, files: Sequence, scores: Iterable[float], labels=None,
                  groups=None) -> None:
     """Write a tab-separated score file: file, p_fake[, label[, attack]] with a header.
@@ -116,7 +274,7 @@ def write_scores(path: Path, files: Sequence, scores: Iterable[float], labels=No
     header += ["attack"] if groups is not None else []
     lines = ["\t".join(header)]
     for i, (f, s) in enumerate(zip(files, scores, strict=True)):
-        row = [str(f), f"{float(s):.6f}"]
+        row = [tsv_field(f), f"{float(s):.6f}"]
         if labels is not None:
             row.append("fake" if int(labels[i]) == 1 else "real")
         if groups is not None:
@@ -185,6 +343,20 @@ def mark_run_folder(run_dir: Path) -> None:
                       "train`; `train --overwrite` may delete this folder\n")
 
 
+def read_json_object(path: Path, what: str) -> dict:
+    """A JSON object from path; RunError naming the file if it is unreadable or not an object."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as e:
+        raise RunError(f"{path}: cannot read the {what} ({e.strerror})") from None
+    except ValueError as e:
+        raise RunError(f"{path}: damaged {what} (not valid JSON: {e})") from None
+    if not isinstance(data, dict):
+        raise RunError(f"{path}: damaged {what} (a JSON {type(data).__name__}, not an object)")
+    return data
+
+
 def load_config(run_dir: Path) -> Config:
     """The Config a run was trained with."""
     path = Path(run_dir) / CONFIG
@@ -196,7 +368,30 @@ def load_config(run_dir: Path) -> Config:
 
 def data_path(run_dir: Path) -> str:
     """The dataset a run was trained on."""
-    return read_json(Path(run_dir) / CONFIG)["data_path"]
+    path = Path(run_dir) / CONFIG
+    value = read_json_object(path, "run settings").get("data_path")
+    if not isinstance(value, str) or not value:
+        raise RunError(f"{path}: no data_path saved; pass --data_path")
+    return value
+
+
+# state.json: key -> the types its value may have
+_STATE_TYPES = {"epoch": int, "best_eer": (float, int, type(None)), "best_epoch": int,
+                "wait": int, "stopped_early": bool, "finished": bool}
+
+
+def load_state(run_dir: Path) -> dict:
+    """A run's progress (state.json), checked: RunError naming the key that is wrong."""
+    path = Path(run_dir) / STATE
+    state = read_json_object(path, "run state")
+    for key, types in _STATE_TYPES.items():
+        value = state.get(key)
+        wrong = not isinstance(value, types) or (types is int and (isinstance(value, bool)
+                                                                    or value < 0))
+        if wrong:
+            raise RunError(f"{path}: damaged run state ({key} is {value!r}); "
+                           "--overwrite starts the run over")
+    return state
 
 
 def load_model(run_dir: Path, which: str = BEST):
@@ -212,7 +407,10 @@ def load_model(run_dir: Path, which: str = BEST):
     if not path.exists():
         raise RunError(f"{run_dir}: no trained model ({which} is missing); "
                        "has training finished at least one epoch?")
+    if not zipfile.is_zipfile(path):  # Keras would say "file not found" for a damaged file
+        raise RunError(f"{path}: damaged model file (not a .keras zip archive)")
     try:
         return keras.saving.load_model(path, compile=which == LAST)
     except Exception as e:  # a damaged file: name it rather than show Keras' traceback
-        raise RunError(f"{path}: cannot load model ({type(e).__name__}: {e})") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise RunError(f"{path}: damaged model file ({type(e).__name__}: {first})") from None

@@ -58,7 +58,7 @@ def snapshot(root: Path, exclude: tuple[Path, ...] = ()) -> dict[str, tuple]:
 
 def error_lines(stderr: str) -> list[str]:
     """lcnn's own lines on stderr (TensorFlow's log lines start otherwise)."""
-    return [line for line in stderr.splitlines() if line.startswith("lcnn ")]
+    return [line for line in stderr.splitlines() if line.startswith(("lcnn ", "lcnn:"))]
 
 
 def assert_one_error(code: int, stderr: str, *words: str) -> str:
@@ -148,3 +148,119 @@ def test_is_run_folder_accepts_old_and_new_run_folders(tmp_path):
     assert not runs.is_run_folder(lonely)
     with pytest.raises(runs.RunError, match="no .lcnn-run marker"):
         runs.check_deletable(lonely)
+
+
+def test_new_run_refuses_a_folder_with_foreign_files(tmp_path, data, capsys):
+    run = tmp_path / "mine"
+    run.mkdir()
+    (run / "thesis.txt").write_text("x")
+    before = snapshot(tmp_path)
+    code, _, err = run_main(capsys, "train", "--data_path", data, "--run_dir", run)
+    assert_one_error(code, err, "thesis.txt", "did not write")
+    assert snapshot(tmp_path) == before
+
+
+# ------------------------------------------------------------------ flags: one line, no run folder
+
+BAD_TRAIN_FLAGS = [
+    (["--epochs", "0"], "--epochs must be a positive integer"),
+    (["--epochs", "-1"], "--epochs must be a positive integer"),
+    (["--epochs", "many"], "--epochs"),
+    (["--batch_size", "0"], "--batch_size must be a positive integer"),
+    (["--batch_size", "-8"], "--batch_size must be a positive integer"),
+    (["--threads", "-1"], "--threads must be an integer >= 0"),
+    (["--seed", "-1"], "--seed must be an integer in [0, 2**31)"),
+    (["--seed", str(2**40)], "--seed"),
+    (["--learning_rate", "nan"], "--learning_rate must be a number in (0, 1]"),
+    (["--learning_rate", "inf"], "--learning_rate"),
+    (["--learning_rate", "1e30"], "--learning_rate"),
+    (["--learning_rate", "-1"], "--learning_rate"),
+    (["--learning_rate", "0"], "--learning_rate"),
+    (["--patience", "-1"], "--patience must be an integer >= 0"),
+    (["--model", "resnet"], "unknown model 'resnet'"),
+    (["--resume", "--overwrite"], "contradict"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+]
+
+
+@pytest.mark.parametrize(("flags", "message"), BAD_TRAIN_FLAGS,
+                         ids=[" ".join(f) for f, _ in BAD_TRAIN_FLAGS])
+def test_bad_train_flags(flags, message, tmp_path, data, capsys):
+    run = tmp_path / "run"
+    before = snapshot(tmp_path)
+    try:
+        code, _, err = run_main(capsys, "train", "--data_path", data, "--run_dir", run, *flags)
+    except SystemExit as e:  # argparse's own errors
+        code, err = e.code, capsys.readouterr().err
+    assert_one_error(code, err, message)
+    assert not run.exists()
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--epochs", "1"],  # no --data_path
+    ["evaluate", "--run_dir", "R", "--threshold", "nan"],
+    ["predict", "--run_dir", "R", "x.wav", "--threshold", "inf"],
+    ["frobnicate"],
+])
+def test_bad_command_lines(args, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    try:
+        code, _, err = run_main(capsys, *args)
+    except SystemExit as e:
+        code, err = e.code, capsys.readouterr().err
+    assert_one_error(code, err)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ bad --run_dir and --data_path
+
+
+def test_run_dir_that_is_a_file(tmp_path, data, capsys):
+    run = tmp_path / "run"
+    run.write_text("x")
+    before = snapshot(tmp_path)
+    code, _, err = run_main(capsys, "train", "--data_path", data, "--run_dir", run)
+    assert_one_error(code, err, str(run), "is a file")
+    assert snapshot(tmp_path) == before
+
+
+def test_run_dir_under_a_file(tmp_path, data, capsys):
+    (tmp_path / "file").write_text("x")
+    before = snapshot(tmp_path)
+    code, _, err = run_main(capsys, "train", "--data_path", data, "--run_dir",
+                            tmp_path / "file" / "run")
+    assert_one_error(code, err, "which is a file")
+    assert snapshot(tmp_path) == before
+
+
+def test_unwritable_run_dir(tmp_path, data, capsys, monkeypatch):
+    from lcnn import runs
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(runs.os, "access", lambda p, mode: Path(p) != locked
+                        and real_access(p, mode))  # as for an unprivileged user after chmod 555
+    before = snapshot(tmp_path)
+    code, _, err = run_main(capsys, "train", "--data_path", data, "--run_dir", locked / "run")
+    assert_one_error(code, err, "permission denied")
+    assert snapshot(tmp_path) == before
+
+
+def test_typo_in_data_path_leaves_no_run_folder(tmp_path, data, capsys):
+    run = tmp_path / "run"
+    code, _, err = run_main(capsys, "train", "--data_path", tmp_path / "dta", "--run_dir", run,
+                            "--epochs", 1)
+    assert_one_error(code, err, "dta")
+    assert not run.exists()  # so the corrected command is not refused as "other settings"
+
+
+def test_one_class_left_after_skip_bad_fails_before_training(tmp_path, data, capsys):
+    for path in (data / "validation" / "real").iterdir():
+        path.write_bytes(b"RIFF broken")
+    run = tmp_path / "run"
+    code, _, err = run_main(capsys, "train", "--data_path", data, "--run_dir", run,
+                            "--skip_bad", "--epochs", 1, "--quiet")
+    assert_one_error(code, err, "validation", "only fake clips are left")
+    assert not run.exists()
