@@ -31,6 +31,7 @@ def _given_settings(args) -> dict:
     """The Config fields set by the train flags the user gave."""
     given = {field: getattr(args, flag) for flag, field in SETTING_FLAGS.items()
              if getattr(args, flag) is not None}
+    given.update(args.set or {})
     if args.no_augment:
         given.update(augment_noise=False, augment_shift=False, augment_gain=False)
     if args.noise:
@@ -171,6 +172,26 @@ def cmd_download(args) -> int:
     return 0
 
 
+def _setting(text: str) -> dict:
+    """argparse type of --set: KEY=VALUE, VALUE read as JSON (1, 0.5, true, null) or text."""
+    key, sep, value = text.partition("=")
+    known = {f.name for f in dataclasses.fields(Config)}
+    if not sep or key not in known:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(known))}")
+    try:
+        return {key: json.loads(value)}
+    except ValueError:
+        return {key: value}
+
+
+class _Merge(argparse.Action):
+    """Collect repeated --set KEY=VALUE into one dict."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, {**(getattr(namespace, self.dest) or {}), **values})
+
+
 def _finite(text: str) -> float:
     """argparse type: a finite number (float() also accepts nan and inf)."""
     value = float(text)
@@ -205,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int,
                    help=f"CPU threads, 0 = all cores (default {Config.threads}); may change "
                         "when resuming")
+    t.add_argument("--set", type=_setting, action=_Merge, metavar="KEY=VALUE",
+                   help="any other setting of lcnn.config.Config, e.g. --set duration=1.0 "
+                        "(repeatable)")
     t.add_argument("--no_augment", action="store_true", help="switch off all augmentation")
     t.add_argument("--noise", action="store_true",
                    help="add white noise at 10-40 dB SNR when training (off by default)")

@@ -13,7 +13,7 @@ import numpy as np
 
 from lcnn import runs
 from lcnn.config import Config
-from lcnn.errors import LcnnError
+from lcnn.errors import LayoutError, LcnnError
 
 
 def set_threads(n: int = 0) -> None:
@@ -205,6 +205,9 @@ def train(data_path: str | Path, run_dir: str | Path, cfg: Config, *, overwrite:
             print(f"{run_dir}: training already finished (best epoch {state['best_epoch']}, "
                   f"validation EER {100 * state['best_eer']:.2f}%); --overwrite starts over")
         return state
+    if not data_path.is_dir():  # a typo: say so before TensorFlow even starts
+        raise LayoutError(f"{data_path}: no such folder" if not data_path.exists()
+                          else f"{data_path}: not a folder")
     set_threads(cfg.threads)
     model = build_model(cfg)  # a setting the model cannot take fails before any decoding
     train_clips, val_clips = _load_clips(data_path, cfg, cache_dir, skip_bad, verbose)

@@ -28,7 +28,8 @@ def _write_clip(path: Path, seed: int, fake: bool, seconds: float = 0.5) -> None
     t = np.arange(int(seconds * SR)) / SR
     x = np.sin(2 * np.pi * 150 * t) if fake else rng.standard_normal(t.size)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, (0.3 * x / np.max(np.abs(x))).astype(np.float32), SR)
+    with open(path, "wb") as f:  # soundfile cannot open names that are not UTF-8 itself
+        sf.write(f, (0.3 * x / np.max(np.abs(x))).astype(np.float32), SR, format="WAV")
 
 
 def make_dataset(root: Path, per_class: int = 2) -> Path:
@@ -264,3 +265,291 @@ def test_one_class_left_after_skip_bad_fails_before_training(tmp_path, data, cap
                             "--skip_bad", "--epochs", 1, "--quiet")
     assert_one_error(code, err, "validation", "only fake clips are left")
     assert not run.exists()
+
+
+# ------------------------------------------------------------------ damaged run folders
+
+SMALL = {"duration": 0.5, "sinc_filters": 16}  # a small model: quick to build and to run
+SMALL_FLAGS = [a for k, v in SMALL.items() for a in ("--set", f"{k}={v}")]
+
+
+@pytest.fixture(scope="module")
+def model_run(tmp_path_factory) -> Path:
+    """A run folder with an untrained small model, as training leaves it."""
+    import dataclasses
+
+    from lcnn import runs
+    from lcnn.config import Config
+    from lcnn.model import build_model
+
+    root = tmp_path_factory.mktemp("model_run")
+    data = make_dataset(root / "data")
+    run = root / "run"
+    run.mkdir()
+    cfg = Config(**SMALL)
+    runs.mark_run_folder(run)
+    runs.write_json(run / runs.CONFIG, {**dataclasses.asdict(cfg), "data_path": str(data)})
+    runs.write_json(run / runs.STATE, {"epoch": 1, "best_eer": 0.5, "best_epoch": 1, "wait": 0,
+                                       "stopped_early": False, "finished": True})
+    runs.atomic_save_model(build_model(cfg), run / runs.BEST)
+    return run
+
+
+@pytest.fixture
+def run_copy(model_run, tmp_path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(model_run, tmp_path / "run"))
+
+
+DAMAGE = {
+    "config not JSON": ("config.json", "{not json", "config.json"),
+    "config a list": ("config.json", "[1, 2]", "config.json"),
+    "config string epochs": ("config.json", None, "epochs must be a positive integer"),
+    "config unknown key": ("config.json", None, "unknown setting(s) colour"),
+    "state not JSON": ("state.json", "", "state.json"),
+    "state string epoch": ("state.json", '{"epoch": "x"}', "state.json"),
+    "model not a zip": ("best.keras", "garbage", "damaged model file"),
+}
+
+
+def _damage(run: Path, name: str, text: str | None, case: str) -> None:
+    import json
+
+    if text is None:  # edit the real config
+        cfg = json.loads((run / name).read_text())
+        if "epochs" in case:
+            cfg["epochs"] = "40"
+        else:
+            cfg["colour"] = "blue"
+        text = json.dumps(cfg)
+    (run / name).write_text(text)
+
+
+COMMANDS = {"predict": ["predict", "--run_dir", "{run}", "{clip}"],
+            "evaluate": ["evaluate", "--run_dir", "{run}"],
+            "export": ["export", "--run_dir", "{run}"],
+            "train --resume": ["train", "--resume", "--run_dir", "{run}"]}
+DAMAGE_CASES = [(case, command) for case in DAMAGE for command in COMMANDS
+                # only training reads state.json; it does not load the model of a finished run
+                if (DAMAGE[case][0] == "state.json") == (command == "train --resume")
+                or (DAMAGE[case][0] == "config.json")]
+
+
+@pytest.mark.parametrize(("case", "command"), DAMAGE_CASES)
+def test_damaged_run_folder(case, command, run_copy, tmp_path, capsys):
+    name, text, message = DAMAGE[case]
+    _damage(run_copy, name, text, case)
+    clip = tmp_path / "clip.wav"
+    _write_clip(clip, 0, fake=False)
+    args = [a.format(run=run_copy, clip=clip) for a in COMMANDS[command]]
+    before = snapshot(tmp_path, exclude=(run_copy,))
+    code, _, err = run_main(capsys, *args)
+    assert_one_error(code, err, message)
+    assert snapshot(tmp_path, exclude=(run_copy,)) == before
+
+
+def test_resume_refuses_changed_settings_but_takes_threads(run_copy, capsys):
+    code, _, err = run_main(capsys, "train", "--resume", "--run_dir", run_copy, "--epochs", 12)
+    assert_one_error(code, err, "does not apply --epochs 12 (saved: 40)")
+    code, out, err = run_main(capsys, "train", "--resume", "--run_dir", run_copy,
+                              "--threads", 1)
+    assert code == 0, err
+    assert "already finished" in out
+
+
+def test_same_data_given_relative_and_absolute_is_the_same_run(run_copy, capsys, monkeypatch):
+    from lcnn import runs
+
+    data = Path(runs.data_path(run_copy))
+    monkeypatch.chdir(data.parent)
+    code, out, err = run_main(capsys, "train", "--data_path", data.name, "--run_dir", run_copy,
+                              "--threads", 1, *SMALL_FLAGS)
+    assert code == 0, err
+    assert "already finished" in out
+
+
+# ------------------------------------------------------------------ lock and temporaries
+
+
+def test_a_second_trainer_is_refused(run_copy, data, capsys):
+    import json
+
+    from lcnn import runs
+
+    (run_copy / runs.LOCK).write_text(json.dumps(
+        {"pid": os.getppid(), "host": runs.HOST, "started": "2026-01-01 10:00:00 UTC"}))
+    state = (run_copy / runs.STATE).read_text()
+    before = snapshot(run_copy)
+    code, _, err = run_main(capsys, "train", "--data_path", data, "--run_dir", run_copy,
+                            "--overwrite", "--epochs", 1)
+    assert_one_error(code, err, f"pid {os.getppid()}", "2026-01-01 10:00:00")
+    assert snapshot(run_copy) == before and (run_copy / runs.STATE).read_text() == state
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_lock_and_temporaries_of_a_killed_run_are_cleared(tmp_path, data, capsys):
+    import json
+
+    from lcnn import runs
+
+    run = tmp_path / "run"
+    run.mkdir()
+    dead = _dead_pid()
+    (run / runs.LOCK).write_text(json.dumps({"pid": dead, "host": runs.HOST, "started": "x"}))
+    leftover = run / f".best.keras{runs.TMP_TAG}-{runs.HOST}-{dead}-k3j4h5.keras"
+    leftover.write_text("half a model")
+    alive = run / f".last.keras{runs.TMP_TAG}-{runs.HOST}-{os.getppid()}-a1b2c3.keras"
+    alive.write_text("being written by a live process")
+    code, out, err = run_main(capsys, "train", "--data_path", data, "--run_dir", run,
+                              "--epochs", 1, "--quiet", "--threads", 2, *SMALL_FLAGS)
+    assert code == 0, err
+    assert not leftover.exists() and alive.exists()
+    assert not (run / runs.LOCK).exists()  # released at the end
+    assert (run / runs.MARKER).exists() and (run / runs.BEST).exists()
+
+
+# ------------------------------------------------------------------ predict
+
+
+def _json_rows(out: str) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_predict_reports_a_bad_path_and_scores_the_rest(model_run, tmp_path, capsys,
+                                                        monkeypatch):
+    good = tmp_path / "good.wav"
+    _write_clip(good, 1, fake=True)
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    real_is_dir = Path.is_dir
+
+    def is_dir(self):  # what an unprivileged user meets in a folder they may not enter
+        if self == folder:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_is_dir(self)
+
+    monkeypatch.setattr(Path, "is_dir", is_dir)
+    code, out, err = run_main(capsys, "predict", "--run_dir", model_run, folder, good,
+                              tmp_path / "missing.wav", "--json")
+    assert code == 0, err
+    rows = {Path(r["path"]).name: r for r in _json_rows(out)}
+    assert rows["locked"]["error"] == "cannot read (Permission denied)"
+    assert rows["missing.wav"]["error"] == "file not found"
+    assert 0 <= rows["good.wav"]["score"] <= 1 and rows["good.wav"]["error"] is None
+
+
+def test_predict_streams_each_file_before_scoring_the_next(model_run, tmp_path, capsys,
+                                                           monkeypatch):
+    from lcnn import predict
+
+    for i in range(3):
+        _write_clip(tmp_path / "in" / f"c{i}.wav", i, fake=False)
+    printed_before = []
+    real_score_file = predict.score_file
+
+    def score_file(scorer, path, cfg):
+        printed_before.append(capsys.readouterr().out.count("\n"))
+        return real_score_file(scorer, path, cfg)
+
+    monkeypatch.setattr(predict, "score_file", score_file)
+    code, _, err = run_main(capsys, "predict", "--run_dir", model_run, tmp_path / "in")
+    assert code == 0, err
+    assert printed_before == [0, 1, 1]  # lines are read (and cleared) as they appear
+
+
+def test_predict_scores_long_files_in_bounded_batches(model_run, tmp_path, capsys, monkeypatch):
+    from lcnn import predict
+    from lcnn.config import Config
+    from lcnn.runs import load_model
+
+    cfg = Config(**SMALL)
+    long_file = tmp_path / "long.wav"
+    _write_clip(long_file, 3, fake=True, seconds=30)  # 119 windows of 0.5 s
+    batches = []
+    keras_scorer = predict.keras_scorer(load_model(model_run))
+
+    def scorer(x):
+        batches.append(len(x))
+        return keras_scorer(x)
+
+    p = predict.score_file(scorer, long_file, cfg)
+    assert max(batches) == predict.BATCH_WINDOWS and sum(batches) == p.windows == 119
+    windows = predict.clip_windows(predict.load_audio(long_file, cfg.sample_rate), cfg)
+    assert p.score == pytest.approx(float(np.mean(keras_scorer(windows))), abs=1e-6)
+
+
+def test_predict_writes_odd_file_names_safely(model_run, tmp_path, capsys):
+    folder = tmp_path / "odd"
+    names = ["tab\there.wav", "new\nline.wav", os.fsdecode(b"caf\xe9.wav")]
+    for i, name in enumerate(names):
+        _write_clip(folder / name, i, fake=False)
+    code, out, err = run_main(capsys, "predict", "--run_dir", model_run, folder)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 3 and all(len(line.split("\t")) == 3 for line in lines)
+    shown = sorted(Path(line.split("\t")[0]).name for line in lines)
+    assert shown == ["caf\\xe9.wav", "new\\nline.wav", "tab\\there.wav"]
+    code, out, err = run_main(capsys, "predict", "--run_dir", model_run, folder, "--json")
+    assert sorted(Path(r["path"]).name for r in _json_rows(out)) == [
+        "caf\\xe9.wav", "new\nline.wav", "tab\there.wav"]
+    assert all(r["score"] is not None for r in _json_rows(out))
+
+
+def test_predict_into_a_closed_pipe_exits_quietly(model_run, tmp_path):
+    for i in range(3):
+        _write_clip(tmp_path / "in" / f"c{i}.wav", i, fake=False)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    command = (f"{sys.executable} -m lcnn predict --run_dir {model_run} {tmp_path / 'in'}"
+               " | head -c 1")
+    r = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
+    assert error_lines(r.stderr) == []
+
+
+# ------------------------------------------------------------------ damaged .tflite files
+
+
+@pytest.fixture(scope="module")
+def tflite_files(model_run, tmp_path_factory) -> dict[str, Path]:
+    from lcnn.config import Config
+    from lcnn.export import convert_model
+    from lcnn.model import build_model
+
+    folder = tmp_path_factory.mktemp("tflite")
+    model = build_model(Config(**SMALL))
+    good = {"float": convert_model(model), "int8": convert_model(model, int8=True)}
+    files = {"truncated float": good["float"][:20000], "truncated int8": good["int8"][:60000],
+             "empty": b"", "not tflite": b"hello world, this is not a model" * 10,
+             "identifier only": good["float"][:8] + bytes(100)}
+    for name, data in files.items():
+        (folder / f"{name.replace(' ', '-')}.tflite").write_bytes(data)
+    return {name: folder / f"{name.replace(' ', '-')}.tflite" for name in files}
+
+
+@pytest.mark.parametrize("case", ["empty", "not tflite", "identifier only", "truncated float"])
+def test_damaged_tflite_in_process(case, tflite_files, model_run, tmp_path, capsys):
+    clip = tmp_path / "clip.wav"
+    _write_clip(clip, 0, fake=False)
+    code, out, err = run_main(capsys, "predict", "--run_dir", model_run, "--tflite",
+                              tflite_files[case], clip)
+    assert_one_error(code, err, str(tflite_files[case]))
+    assert out == ""
+
+
+def test_truncated_int8_tflite_in_a_subprocess(tflite_files, model_run, tmp_path):
+    """The case that crashed or ate 24 GB: in a subprocess, so a regression cannot take the
+    test run down with it."""
+    clip = tmp_path / "clip.wav"
+    _write_clip(clip, 0, fake=False)
+    r = run_cli("predict", "--run_dir", model_run, "--tflite", tflite_files["truncated int8"],
+                clip)
+    assert_one_error(r.returncode, r.stderr, "not a usable TFLite model")
