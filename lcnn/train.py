@@ -115,11 +115,11 @@ NEW_STATE = {"epoch": 0, "best_eer": None, "best_epoch": 0, "wait": 0, "stopped_
 def _changed_settings(saved: dict, cfg: Config, data_path: Path) -> list[str]:
     """Settings of a saved run (config.json) that differ from cfg and data_path. Runtime
     options (threads) may differ; paths are compared resolved."""
-    changed = sorted(k for k, v in cfg.identity().items() if saved.get(k) != v)
+    changed = [k for k, v in cfg.identity().items() if saved.get(k) != v]
     saved_path = saved.get("data_path")
     if not isinstance(saved_path, str) or Path(saved_path).resolve() != data_path.resolve():
         changed.append("data_path")
-    return changed
+    return sorted(changed)
 
 
 def _saved_state(run_dir: Path, cfg: Config, data_path: Path) -> dict | None:

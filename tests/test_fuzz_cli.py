@@ -553,3 +553,64 @@ def test_truncated_int8_tflite_in_a_subprocess(tflite_files, model_run, tmp_path
     r = run_cli("predict", "--run_dir", model_run, "--tflite", tflite_files["truncated int8"],
                 clip)
     assert_one_error(r.returncode, r.stderr, "not a usable TFLite model")
+
+
+# ------------------------------------------------------------------ folders and the decoding cache
+
+
+def test_dangling_and_looping_links_are_reported(tmp_path):
+    from lcnn.predict import list_inputs
+
+    folder = tmp_path / "in"
+    _write_clip(folder / "ok.wav", 0, fake=False)
+    (folder / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
+    (folder / "loop").symlink_to(folder)
+    found = {path.name: reason for path, reason in list_inputs([folder])}
+    assert found["ok.wav"] is None
+    assert "broken link" in found["gone.wav"]
+    assert "symbolic link loop" in found["loop"]
+
+
+def test_an_os_error_is_not_remembered_as_bad_audio(tmp_path, monkeypatch):
+    """chmod changes neither size nor mtime: a file that could not be opened must be tried
+    again, not stay "corrupt" in the cache forever."""
+    from lcnn import data
+    from lcnn.config import Config
+    from lcnn.errors import AudioError
+
+    root = make_dataset(tmp_path / "d")
+    locked = root / "training" / "real" / "real0.wav"
+    real_load = data.load_audio
+    calls = []
+
+    def load_audio(path, sample_rate=16000):
+        calls.append(Path(path).name)
+        if Path(path) == locked and len(calls) <= 4:  # the first decoding pass
+            raise AudioError(path, "cannot read (Permission denied)", os_error=True)
+        return real_load(path, sample_rate)
+
+    monkeypatch.setattr(data, "load_audio", load_audio)
+    cfg = Config(duration=0.5)
+    with pytest.raises(data.BadFilesError, match="Permission denied"):
+        data.load_split(root, "training", cfg, progress=False)
+    clips = data.load_split(root, "training", cfg, progress=False)  # "after chmod"
+    assert locked in clips.files and len(clips) == 4
+    n = len(calls)
+    data.load_split(root, "training", cfg, progress=False)
+    assert len(calls) == n  # now cached: nothing decoded again
+
+
+def test_two_datasets_alike_do_not_share_cached_audio(tmp_path):
+    from lcnn import data
+    from lcnn.config import Config
+
+    a, b = make_dataset(tmp_path / "a"), make_dataset(tmp_path / "b")
+    for src in (a / "training").rglob("*.wav"):  # same names, sizes and mtimes, other audio
+        dst = b / src.relative_to(a)
+        _write_clip(dst, 99, fake=True)
+        os.utime(dst, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns))
+    cache = tmp_path / "cache"
+    cfg = Config(duration=0.5)
+    clips_a = data.load_split(a, "training", cfg, cache_dir=cache, progress=False)
+    clips_b = data.load_split(b, "training", cfg, cache_dir=cache, progress=False)
+    assert not np.array_equal(np.asarray(clips_a.audio), np.asarray(clips_b.audio))
