@@ -614,3 +614,37 @@ def test_two_datasets_alike_do_not_share_cached_audio(tmp_path):
     clips_a = data.load_split(a, "training", cfg, cache_dir=cache, progress=False)
     clips_b = data.load_split(b, "training", cfg, cache_dir=cache, progress=False)
     assert not np.array_equal(np.asarray(clips_a.audio), np.asarray(clips_b.audio))
+
+
+# ------------------------------------------------------------------ read-only run folders
+
+
+def test_evaluate_shows_metrics_when_the_run_folder_is_read_only(run_copy, capsys, monkeypatch,
+                                                                  caplog):
+    import json
+
+    from lcnn import runs
+
+    def refuse(path, *args, **kw):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(runs, "write_scores", refuse)
+    code, out, err = run_main(capsys, "evaluate", "--run_dir", run_copy, "--json")
+    assert code == 0, err
+    assert json.loads(out)["n_real"] == 2
+    assert "could not save the scores and metrics" in caplog.text  # a warning on stderr
+    assert "Traceback" not in err
+
+
+def test_export_to_a_read_only_folder_fails_before_converting(run_copy, capsys, monkeypatch):
+    from lcnn import export, runs
+
+    def refuse(*args, dir=None, **kw):
+        raise PermissionError(13, "Permission denied", str(dir))
+
+    converted = []
+    monkeypatch.setattr(runs.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(export, "convert_model", lambda *a, **k: converted.append(1) or b"")
+    code, _, err = run_main(capsys, "export", "--run_dir", run_copy)
+    assert_one_error(code, err, "model.tflite", "Permission denied")
+    assert converted == []
