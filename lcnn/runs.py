@@ -7,9 +7,11 @@
     <run_dir>/best.keras           model with the best validation EER (what evaluate/predict use)
     <run_dir>/scores-<split>.tsv   per-file scores (probability of fake)
     <run_dir>/.lcnn-run            marker: this folder is an lcnn run folder (see is_run_folder)
+    <run_dir>/.lcnn-lock           while training: pid, host and start time of the trainer
 
 Every file is written to a temporary name in the same folder and then renamed over the old
-one (os.replace is atomic), so a killed process leaves either the old or the new file.
+one (os.replace is atomic), so a killed process leaves either the old or the new file; the
+temporary files it leaves are named after it and removed by the next run (clean_temporaries).
 """
 
 from __future__ import annotations
@@ -154,6 +156,17 @@ def _age(path: Path) -> float:
         return 0.0
 
 
+def check_unlocked(run_dir: Path) -> None:
+    """RunError naming the process (pid, host, start time) that holds run_dir's lock, if a
+    live one does."""
+    path = Path(run_dir) / LOCK
+    owner = _lock_owner(path) if path.exists() else None
+    if owner is not None:
+        raise RunError(f"{run_dir}: in use by another training (pid {owner['pid']} on "
+                       f"{owner['host']}, started {owner['started']}); wait for it to finish, "
+                       f"or delete {path} if that process is gone")
+
+
 @contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold <run_dir>/.lcnn-lock while the block runs, creating run_dir if needed.
@@ -170,12 +183,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            owner = _lock_owner(path)
-            if owner is not None:
-                raise RunError(
-                    f"{run_dir}: in use by another training (pid {owner['pid']} on "
-                    f"{owner['host']}, started {owner['started']}); wait for it to finish, or "
-                    f"delete {path} if that process is gone") from None
+            check_unlocked(run_dir)
             path.unlink(missing_ok=True)  # stale: its process is gone
             continue
         except OSError as e:

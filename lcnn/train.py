@@ -195,12 +195,13 @@ def train(data_path: str | Path, run_dir: str | Path, cfg: Config, *, overwrite:
 
     data_path, run_dir = Path(data_path), Path(run_dir)
     runs.check_writable(run_dir)
+    runs.check_unlocked(run_dir)
     if overwrite:
         runs.check_deletable(run_dir)
         state = None
     else:
         state = _saved_state(run_dir, cfg, data_path)
-    if state is not None and state.get("finished"):
+    if state is not None and state.get("finished") and state["best_eer"] is not None:
         if verbose:
             print(f"{run_dir}: training already finished (best epoch {state['best_epoch']}, "
                   f"validation EER {100 * state['best_eer']:.2f}%); --overwrite starts over")
