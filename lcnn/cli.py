@@ -22,14 +22,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up
 
 # train flag -> Config field. The flags default to None ("not given"): the defaults live in
 # Config only, and --resume can tell a flag that was given from one that was not.
-SETTING_FLAGS = {"model": "model", "epochs": "epochs", "batch_size": "batch_size",
-                 "learning_rate": "learning_rate", "patience": "patience", "seed": "seed",
-                 "threads": "threads"}
+SETTING_FLAGS = ("model", "epochs", "batch_size", "learning_rate", "patience", "seed", "threads")
 
 
 def _given_settings(args) -> dict:
     """The Config fields set by the train flags the user gave."""
-    given = {field: getattr(args, flag) for flag, field in SETTING_FLAGS.items()
+    given = {flag: getattr(args, flag) for flag in SETTING_FLAGS
              if getattr(args, flag) is not None}
     given.update(args.set or {})
     if args.no_augment:
@@ -43,8 +41,8 @@ def _config_from_args(args) -> Config:
     """The Config of a new run: Config's defaults with the given flags applied."""
     try:
         return Config(**_given_settings(args))
-    except ConfigError as e:
-        raise LcnnError(f"--{e}") from None
+    except ConfigError as e:  # name the flag: --epochs, or --set duration=...
+        raise LcnnError(f"{'--' if e.field in SETTING_FLAGS else '--set '}{e}") from None
 
 
 def _resumed_config(args, run_dir: Path) -> Config:

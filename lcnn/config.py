@@ -15,6 +15,7 @@ MODELS = ("lcnn", "seed")
 # Runtime options: how a run is computed, not what it computes. They may change between a run
 # and its resumption, so they are not compared when a run folder is reused.
 RUNTIME_FIELDS = ("threads",)
+EXTRA_KEYS = {"data_path"}  # what a run's config.json holds besides the Config
 MAX_LEARNING_RATE = 1.0  # Adam diverges long before this; larger values are typos
 MAX_SEED = 2**31  # NumPy takes seeds below 2**32; a run adds the epoch number to its seed
 
@@ -60,8 +61,8 @@ class Config:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        for problem in _problems(self):
-            raise ConfigError(problem)
+        for field, problem in _problems(self):
+            raise ConfigError(problem, field=field)
         if self.n_samples < 1:
             raise ConfigError(f"a clip of {self.duration} s at {self.sample_rate} Hz has no "
                               "samples")
@@ -101,9 +102,6 @@ class Config:
             raise ConfigError(f"{path}: {e}") from None
 
 
-EXTRA_KEYS = {"data_path"}  # what a run's config.json holds besides the Config
-
-
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -112,23 +110,23 @@ def _is_real(value) -> bool:
     return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
-def _problems(cfg: Config) -> Iterator[str]:
-    """What is wrong with each field of cfg that cannot work (one message per field)."""
+def _problems(cfg: Config) -> Iterator[tuple[str, str]]:
+    """(field, what is wrong) for each field of cfg that cannot work, one message each."""
     ints = {"sample_rate": 1, "sinc_filters": 1, "sinc_kernel_size": 1, "sinc_stride": 1,
             "sinc_pool": 1, "epochs": 1, "batch_size": 1, "patience": 0, "threads": 0}
     for name, low in ints.items():
         value = getattr(cfg, name)
         if not _is_int(value) or value < low:
             what = "a positive integer" if low else "an integer >= 0"
-            yield f"{name} must be {what}, got {value!r}"
+            yield name, f"{name} must be {what}, got {value!r}"
     if not _is_int(cfg.seed) or not 0 <= cfg.seed < MAX_SEED:
-        yield f"seed must be an integer in [0, 2**31), got {cfg.seed!r}"
+        yield "seed", f"seed must be an integer in [0, 2**31), got {cfg.seed!r}"
     for name in ("sinc_log", "sinc_trainable", "class_weights", "augment_noise",
                  "augment_shift", "augment_gain"):
         if not isinstance(getattr(cfg, name), bool):
-            yield f"{name} must be true or false, got {getattr(cfg, name)!r}"
+            yield name, f"{name} must be true or false, got {getattr(cfg, name)!r}"
     if cfg.model not in MODELS:
-        yield f"unknown model {cfg.model!r}; valid models: {', '.join(MODELS)}"
+        yield "model", f"model: unknown model {cfg.model!r}; valid models: {', '.join(MODELS)}"
     reals = {  # name: (test, what it must be)
         "duration": (lambda v: v > 0, "a positive number of seconds"),
         "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
@@ -140,7 +138,8 @@ def _problems(cfg: Config) -> Iterator[str]:
     for name, (ok, what) in reals.items():
         value = getattr(cfg, name)
         if not _is_real(value) or not ok(value):
-            yield f"{name} must be {what}, got {value!r}"
+            yield name, f"{name} must be {what}, got {value!r}"
     if cfg.focal_alpha is not None and not (_is_real(cfg.focal_alpha)
                                             and 0 < cfg.focal_alpha < 1):
-        yield f"focal_alpha must be null or a number in (0, 1), got {cfg.focal_alpha!r}"
+        yield "focal_alpha", ("focal_alpha must be null or a number in (0, 1), got "
+                              f"{cfg.focal_alpha!r}")

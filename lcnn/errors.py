@@ -26,5 +26,9 @@ class LayoutError(LcnnError):
 class ConfigError(LcnnError, ValueError):
     """A setting that cannot work: a Config field out of range, or a layer argument."""
 
+    def __init__(self, message: str, field: str | None = None):
+        self.field = field  # the Config field at fault, when there is one
+        super().__init__(message)
+
 
 ModelConfigError = ConfigError  # the name lcnn.layers and older code use
