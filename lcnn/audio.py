@@ -175,7 +175,12 @@ def sliding_windows(x: np.ndarray, n: int, hop: int) -> np.ndarray:
     x = np.asarray(x)
     if len(x) <= n:
         return fix_length(x, n)[None, :]
-    starts = list(range(0, len(x) - n + 1, hop))
-    if starts[-1] != len(x) - n:
-        starts.append(len(x) - n)
-    return np.stack([x[s : s + n] for s in starts])
+    return np.stack([x[s : s + n] for s in window_starts(len(x), n, hop)])
+
+
+def window_starts(length: int, n: int, hop: int) -> list[int]:
+    """Where sliding_windows' windows start in a signal of `length` >= n samples."""
+    starts = list(range(0, length - n + 1, hop))
+    if starts[-1] != length - n:
+        starts.append(length - n)
+    return starts

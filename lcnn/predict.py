@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lcnn.audio import fix_length, load_audio
+from lcnn.audio import fix_length, load_audio, window_starts
 from lcnn.config import Config
 from lcnn.data import AUDIO_SUFFIXES
 from lcnn.errors import AudioError, LcnnError
@@ -101,9 +101,7 @@ def window_batches(x: np.ndarray, cfg: Config, batch: int = BATCH_WINDOWS
     if len(x) <= n:
         yield fix_length(x, n, mode="start")[None, :]
         return
-    starts = list(range(0, len(x) - n + 1, n // 2))
-    if starts[-1] != len(x) - n:
-        starts.append(len(x) - n)
+    starts = window_starts(len(x), n, hop=n // 2)
     for i in range(0, len(starts), batch):
         yield np.stack([x[s : s + n] for s in starts[i : i + batch]])
 
@@ -112,10 +110,8 @@ def score_file(scorer: Scorer, path: str | Path, cfg: Config) -> Prediction:
     """Score one file; an unreadable file gives a Prediction with its error instead."""
     try:
         x = load_audio(path, cfg.sample_rate)
-    except AudioError as e:
+    except AudioError as e:  # OS errors too (permissions, a file gone meanwhile)
         return Prediction(Path(path), None, error=e.reason)
-    except OSError as e:  # e.g. a file that disappeared or lost its permissions meanwhile
-        return Prediction(Path(path), None, error=_os_reason(e))
     scores = np.concatenate([scorer(w.astype(np.float32)) for w in window_batches(x, cfg)])
     score = float(np.mean(scores))
     if not np.isfinite(score):  # a damaged model; NaN would also break the JSON output
