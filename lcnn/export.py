@@ -287,9 +287,9 @@ def tflite_scorer(path: str | Path, threads: int | None = None) -> Scorer:
                 shape[0] = len(x)
             interpreter.set_tensor(inp["index"], x)
             interpreter.invoke()
-        except (RuntimeError, ValueError) as e:
+            return np.array(interpreter.get_tensor(out_index)).reshape(-1)
+        except (RuntimeError, ValueError) as e:  # a damaged model the verifier let through
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ExportError(f"{path}: TFLite cannot run this model ({first})") from None
-        return np.array(interpreter.get_tensor(out_index)).reshape(-1)
 
     return score
