@@ -185,3 +185,46 @@ def test_damaged_state_names_the_file_and_key(tmp_path):
     runs.write_json(run / runs.STATE, {**NEW_STATE, "epoch": "3"})
     with pytest.raises(runs.RunError, match=r"state.json: damaged run state \(epoch is '3'\)"):
         _start_or_resume(run, Config(), data, overwrite=False)
+
+
+# ------------------------------------------------------------------ early stopping
+
+
+class _FakeModel:
+    """Stands in for a Keras model in the epoch-end callback: fixed validation scores."""
+
+    def __init__(self, scores):
+        self.scores = iter(scores)
+        self.stop_training = False
+        self.optimizer = type("Optimizer", (), {"learning_rate": 0.1})()
+
+    def predict(self, dataset, verbose=0):
+        return next(self.scores)
+
+    def save(self, path):
+        Path(path).write_bytes(b"model")
+
+
+@pytest.mark.parametrize(("patience", "stops_after"), [(0, 2), (1, 2), (2, 3)])
+def test_patience_counts_epochs_without_a_better_eer(tmp_path, patience, stops_after):
+    """Validation EER 0.0 in epoch 1, then 0.5 ever after: patience 0 and 1 both stop at the
+    first epoch that is not better, patience 2 one epoch later."""
+    from types import SimpleNamespace
+
+    from lcnn.train import _make_keeper
+
+    labels = [0, 0, 1, 1]
+    perfect, useless = [0.1, 0.2, 0.8, 0.9], [0.5, 0.5, 0.5, 0.5]
+    clips = SimpleNamespace(labels=labels, files=[f"f{i}.wav" for i in range(4)])
+    state = dict(NEW_STATE)
+    model = _FakeModel([perfect] + [useless] * 5)
+    keeper = _make_keeper(tmp_path, None, clips, state, patience)
+    keeper.set_model(model)
+    epoch = 0
+    while not model.stop_training and epoch < 6:
+        keeper.on_epoch_begin(epoch)
+        keeper.on_epoch_end(epoch, {"loss": 1.0})
+        epoch += 1
+    assert epoch == stops_after and state["stopped_early"]
+    assert runs.load_state(tmp_path)["epoch"] == stops_after
+    assert state["best_epoch"] == 1 and state["best_eer"] == 0.0
