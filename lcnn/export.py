@@ -102,8 +102,13 @@ def _convert(model, int8: bool) -> bytes:
         try:
             return converter.convert()
         except Exception as e:  # the converter's errors are long MLIR dumps; keep the first line
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ExportError(f"TFLite conversion failed: {first}") from None
+            raise ExportError(f"TFLite conversion failed: {_first_line(e)}") from None
+
+
+def _first_line(error: Exception) -> str:
+    """The first line of an error message (TensorFlow's run to pages), or the error's type."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def keep_float(int8: bytes, weights: list[np.ndarray]) -> bytes:
@@ -251,8 +256,7 @@ def load_interpreter(path: str | Path, threads: int | None = None):
             interpreter = _interpreter_class()(model_content=data,
                                                num_threads=threads or os.cpu_count())
         except (ValueError, RuntimeError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else "unreadable"
-            raise ExportError(f"{path}: not a usable TFLite model ({first})") from None
+            raise ExportError(f"{path}: not a usable TFLite model ({_first_line(e)})") from None
     _check_tensor_sizes(interpreter, path)
     inputs = interpreter.get_input_details()
     if len(inputs) != 1 or len(inputs[0]["shape"]) != 2:
@@ -289,7 +293,7 @@ def tflite_scorer(path: str | Path, threads: int | None = None) -> Scorer:
             interpreter.invoke()
             return np.array(interpreter.get_tensor(out_index)).reshape(-1)
         except (RuntimeError, ValueError) as e:  # a damaged model the verifier let through
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ExportError(f"{path}: TFLite cannot run this model ({first})") from None
+            raise ExportError(f"{path}: TFLite cannot run this model ({_first_line(e)})") \
+                from None
 
     return score
