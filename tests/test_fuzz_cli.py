@@ -2,9 +2,11 @@
 line on stderr and a non-zero exit, and nothing outside the run folder changes.
 
 Most cases call `lcnn.cli.main` in this process (argument and folder checks need no
-TensorFlow); a few run `python -m lcnn` in a subprocess where a crash could take the test
-process down (a damaged .tflite) or where the process itself matters (a kill, a lock).
-TensorFlow's own start-up log lines are not lcnn's and are ignored here.
+TensorFlow); two run `python -m lcnn` in a subprocess: where a crash could take the test
+process down (a truncated int8 .tflite) and where the process itself matters (a closed
+pipe). Bad input that is not the user's whole request (one unreadable file among many) is a
+per-file error line in predict's output instead. TensorFlow's own start-up log lines are not
+lcnn's and are ignored here.
 """
 
 from __future__ import annotations
