@@ -26,7 +26,7 @@ _UNKNOWN_FORMAT = ("format not recognised", "unimplemented format")
 
 def _libsndfile_reason(error: Exception) -> str:
     """Turn a libsndfile error into a reason a user can act on."""
-    message = re.sub(r"^Error opening '.*?':\s*", "", str(error)).strip()
+    message = re.sub(r"^Error opening (?:'.*?'|<.*?>):\s*", "", str(error)).strip()
     if any(key in message.lower() for key in _UNKNOWN_FORMAT):
         return f"not an audio file, or a format soundfile cannot read ({message})"
     return f"corrupt or truncated audio ({message})"
@@ -64,6 +64,15 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     Raises AudioError naming the file when it is missing, empty, not audio or damaged.
     """
     path = Path(path)
+    try:
+        return _read_checked(path)
+    except OSError as error:  # permissions, I/O errors, a file that vanished meanwhile
+        raise AudioError(path, f"cannot read ({error.strerror or error})", os_error=True) \
+            from None
+
+
+def _read_checked(path: Path) -> tuple[np.ndarray, int]:
+    """read_audio without the OSError handling."""
     if not path.exists():
         raise AudioError(path, "file not found")
     if not path.is_file():
@@ -71,12 +80,14 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if path.stat().st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     try:
-        with sf.SoundFile(path) as f:
+        # opened here, not by libsndfile: an unreadable file is then an OSError rather than
+        # "System error.", and names that are not UTF-8 open too
+        with open(path, "rb") as handle, sf.SoundFile(handle) as f:
             declared, rate = f.frames, f.samplerate
             data = f.read(dtype="float32")
     except sf.SoundFileError as error:
         raise AudioError(path, _libsndfile_reason(error)) from None
-    except (OSError, ValueError, EOFError) as error:
+    except (ValueError, EOFError) as error:
         raise AudioError(path, f"cannot read audio ({error})") from None
     if len(data) < declared:
         raise AudioError(
@@ -164,7 +175,12 @@ def sliding_windows(x: np.ndarray, n: int, hop: int) -> np.ndarray:
     x = np.asarray(x)
     if len(x) <= n:
         return fix_length(x, n)[None, :]
-    starts = list(range(0, len(x) - n + 1, hop))
-    if starts[-1] != len(x) - n:
-        starts.append(len(x) - n)
-    return np.stack([x[s : s + n] for s in starts])
+    return np.stack([x[s : s + n] for s in window_starts(len(x), n, hop)])
+
+
+def window_starts(length: int, n: int, hop: int) -> list[int]:
+    """Where sliding_windows' windows start in a signal of `length` >= n samples."""
+    starts = list(range(0, length - n + 1, hop))
+    if starts[-1] != length - n:
+        starts.append(length - n)
+    return starts

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from lcnn.errors import ConfigError
+
+MODELS = ("lcnn", "seed")
+# Runtime options: how a run is computed, not what it computes. They may change between a run
+# and its resumption, so they are not compared when a run folder is reused.
+RUNTIME_FIELDS = ("threads",)
+EXTRA_KEYS = {"data_path"}  # what a run's config.json holds besides the Config
+MAX_LEARNING_RATE = 1.0  # Adam diverges long before this; larger values are typos
+MAX_SEED = 2**31  # NumPy takes seeds below 2**32; a run adds the epoch number to its seed
 
 
 @dataclass
@@ -16,7 +28,7 @@ class Config:
     sample_rate: int = 16000
     duration: float = 2.0  # seconds per clip, as in FoR for-2sec
     # model
-    model: str = "lcnn"  # "lcnn" (default) or "seed" (the seed's ReLU design)
+    model: str = "lcnn"  # one of MODELS: "lcnn" (default) or "seed" (the seed's ReLU design)
     # front end of "lcnn" (lcnn/detector/model.py): learnable sinc filters, then band energies
     sinc_filters: int = 64
     sinc_kernel_size: int = 129  # taps (odd; even values are bumped by one)
@@ -37,7 +49,9 @@ class Config:
     focal_alpha: float | None = None  # weight of the fake class; None: class weights balance
     focal_gamma: float = 2.0  # 0 gives plain binary cross-entropy
     class_weights: bool = True
-    patience: int = 10  # early stopping on validation EER (noisy on small validation sets)
+    # early stopping on validation EER (noisy on small validation sets): stop after this many
+    # epochs without a better one; 0 stops after the first epoch that does not improve
+    patience: int = 10
     threads: int = 0  # CPU threads for TensorFlow; 0 = all cores
     # White noise at 10-40 dB SNR masks the quiet-band artefacts the detector needs: on the
     # demo corpus, testing EER 35% with it and 27% without (15 epochs, 1e-3). Off by default.
@@ -55,6 +69,17 @@ class Config:
     augment_variants: int = 4
     seed: int = 42
 
+    def __post_init__(self) -> None:
+        for field, problem in _problems(self):
+            raise ConfigError(problem, field=field)
+        if self.n_samples < 1:
+            raise ConfigError(f"a clip of {self.duration} s at {self.sample_rate} Hz has no "
+                              "samples")
+
+    def identity(self) -> dict:
+        """The settings that define a run (everything but the runtime options)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in RUNTIME_FIELDS}
+
     @property
     def n_samples(self) -> int:
         """Samples per clip at the model's rate."""
@@ -65,6 +90,74 @@ class Config:
 
     @classmethod
     def from_json(cls, path: str | Path) -> Config:
-        data = json.loads(Path(path).read_text())
+        """Read a Config saved by to_json (a run's config.json may hold extra keys such as
+        data_path). Raises ConfigError naming the file and the key that is wrong."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            reason = e.strerror if isinstance(e, OSError) else f"not valid JSON: {e}"
+            raise ConfigError(f"{path}: cannot read the settings ({reason})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a JSON object of settings, got "
+                              f"{type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        unknown = sorted(set(data) - known - EXTRA_KEYS)
+        if unknown:
+            raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _problems(cfg: Config) -> Iterator[tuple[str, str]]:
+    """(field, what is wrong) for each field of cfg that cannot work, one message each."""
+    ints = {"sample_rate": 1, "sinc_filters": 1, "sinc_kernel_size": 1, "sinc_stride": 1,
+            "sinc_pool": 1, "epochs": 1, "batch_size": 1, "patience": 0, "threads": 0}
+    for name, low in ints.items():
+        value = getattr(cfg, name)
+        if not _is_int(value) or value < low:
+            what = "a positive integer" if low else "an integer >= 0"
+            yield name, f"{name} must be {what}, got {value!r}"
+    if not _is_int(cfg.seed) or not 0 <= cfg.seed < MAX_SEED:
+        yield "seed", f"seed must be an integer in [0, 2**31), got {cfg.seed!r}"
+    for name in ("sinc_log", "sinc_trainable", "class_weights", "augment_noise",
+                 "augment_shift", "augment_gain", "augment_codec", "augment_reverb",
+                 "augment_telephone"):
+        if not isinstance(getattr(cfg, name), bool):
+            yield name, f"{name} must be true or false, got {getattr(cfg, name)!r}"
+    if not _is_int(cfg.augment_variants) or cfg.augment_variants < 1:
+        yield "augment_variants", ("augment_variants must be a positive integer, got "
+                                   f"{cfg.augment_variants!r}")
+    if not isinstance(cfg.augment_rawboost, str) or any(
+            a not in "123" for a in cfg.augment_rawboost):
+        yield "augment_rawboost", ("augment_rawboost must be RawBoost algorithm digits 1-3 "
+                                   f"in series (e.g. \"12\") or \"\" (off), got "
+                                   f"{cfg.augment_rawboost!r}")
+    if cfg.model not in MODELS:
+        yield "model", f"model: unknown model {cfg.model!r}; valid models: {', '.join(MODELS)}"
+    reals = {  # name: (test, what it must be)
+        "duration": (lambda v: v > 0, "a positive number of seconds"),
+        "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+        "learning_rate": (lambda v: 0 < v <= MAX_LEARNING_RATE,
+                          f"a number in (0, {MAX_LEARNING_RATE:g}]"),
+        "clipnorm": (lambda v: v > 0, "a positive number"),
+        "focal_gamma": (lambda v: v >= 0, "a number >= 0"),
+    }
+    for name, (ok, what) in reals.items():
+        value = getattr(cfg, name)
+        if not _is_real(value) or not ok(value):
+            yield name, f"{name} must be {what}, got {value!r}"
+    if cfg.focal_alpha is not None and not (_is_real(cfg.focal_alpha)
+                                            and 0 < cfg.focal_alpha < 1):
+        yield "focal_alpha", ("focal_alpha must be null or a number in (0, 1), got "
+                              f"{cfg.focal_alpha!r}")

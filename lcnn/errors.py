@@ -14,9 +14,12 @@ class LcnnError(Exception):
 class AudioError(LcnnError):
     """A file that cannot be used as audio. Names the file and the reason."""
 
-    def __init__(self, path: object, reason: str):
+    def __init__(self, path: object, reason: str, os_error: bool = False):
         self.path = str(path)
         self.reason = reason
+        # True when the file could not be read at all (permissions, I/O): not a verdict on
+        # the audio, so it must not be remembered as one
+        self.os_error = os_error
         super().__init__(f"{self.path}: {reason}")
 
 
@@ -24,8 +27,12 @@ class LayoutError(LcnnError):
     """A dataset folder that is not in the expected <root>/<split>/{real,fake}/ layout."""
 
 
-class ModelConfigError(LcnnError, ValueError):
-    """A model setting that cannot work, e.g. an odd channel count before Max-Feature-Map."""
+class ConfigError(LcnnError, ValueError):
+    """A setting that cannot work: a Config field out of range, or a layer argument."""
+
+    def __init__(self, message: str, field: str | None = None):
+        self.field = field  # the Config field at fault, when there is one
+        super().__init__(message)
 
 
 class RunError(LcnnError):

@@ -7,10 +7,20 @@ new file, never half of one. Run folders, caches, downloads and figures all use 
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+TMP_TAG = ".lcnn-tmp"  # in the name of every temporary file lcnn writes
+HOST = socket.gethostname().replace(os.sep, "_")
+
+
+def temp_prefix(target: str | Path) -> str:
+    """The start of a temporary file's name for target: hidden, tagged, with host and pid, so
+    that lcnn.detector.runs.clean_temporaries can remove it if its writer was killed."""
+    return f".{Path(target).name}{TMP_TAG}-{HOST}-{os.getpid()}-"
 
 
 @contextmanager
@@ -21,7 +31,7 @@ def atomic_path(target: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     (some writers pick the format from it: Keras wants .keras).
     """
     target = Path(target)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=temp_prefix(target), suffix=suffix)
     os.close(fd)
     try:
         yield Path(tmp)

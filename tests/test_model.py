@@ -9,7 +9,7 @@ import pytest
 from lcnn.config import Config
 from lcnn.detector.layers import MaxFeatureMap, SincConv1D
 from lcnn.detector.model import MODELS, build_model, layer_costs, model_flops
-from lcnn.errors import LcnnError, ModelConfigError
+from lcnn.errors import ConfigError, LcnnError
 
 SHORT = Config(duration=0.25)  # 4,000 samples: enough for every pooling stage, quick to run
 
@@ -141,5 +141,5 @@ def test_sinc_trainable_false_freezes_only_the_filter_bank():
     frozen = {w.path for w in model.non_trainable_weights}
     assert {"sinc/low_khz", "sinc/band_khz"} <= frozen
     assert any(w.path.startswith("conv1/") for w in model.trainable_weights)
-    with pytest.raises(ModelConfigError, match="sinc_trainable"):
+    with pytest.raises(ConfigError, match="sinc_trainable"):
         build_model(Config(sinc_trainable="no"))

@@ -7,57 +7,86 @@ line on stderr and a non-zero exit status, never a stack trace.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import os
 import sys
 from pathlib import Path
 
-from lcnn.config import Config
-from lcnn.errors import LcnnError
+from lcnn.config import MODELS, RUNTIME_FIELDS, Config
+from lcnn.errors import ConfigError, LcnnError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up chatter
 
 
-def _config_from_args(args) -> Config:
-    cfg = Config(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                 learning_rate=args.learning_rate, seed=args.seed, threads=args.threads,
-                 patience=args.patience)
+# train flag -> Config field. The flags default to None ("not given"): the defaults live in
+# Config only, and --resume can tell a flag that was given from one that was not.
+SETTING_FLAGS = ("model", "epochs", "batch_size", "learning_rate", "patience", "seed", "threads")
+
+
+def _given_settings(args) -> dict:
+    """The Config fields set by the train flags the user gave."""
+    given = {flag: getattr(args, flag) for flag in SETTING_FLAGS
+             if getattr(args, flag) is not None}
+    given.update(args.set or {})
     if args.no_augment:
-        cfg.augment_noise = cfg.augment_shift = cfg.augment_gain = False
+        given.update(augment_noise=False, augment_shift=False, augment_gain=False)
     if args.noise:
-        cfg.augment_noise = True
-    _channel_augmentation(cfg, args)
-    return cfg
+        given["augment_noise"] = True
+    given.update(_channel_settings(args))
+    return given
 
 
-def _channel_augmentation(cfg: Config, args) -> None:
-    """--codec, --reverb, --telephone, --rawboost, --variants into the Config."""
-    from lcnn.augment import check_algos
+def _config_from_args(args) -> Config:
+    """The Config of a new run: Config's defaults with the given flags applied."""
+    try:
+        return Config(**_given_settings(args))
+    except ConfigError as e:  # name the flag: --epochs, or --set duration=...
+        raise LcnnError(f"{'--' if e.field in SETTING_FLAGS else '--set '}{e}") from None
 
-    cfg.augment_codec, cfg.augment_reverb = args.codec, args.reverb
-    cfg.augment_telephone = args.telephone
-    if args.rawboost:
-        try:
-            cfg.augment_rawboost = check_algos(args.rawboost)
-        except ValueError as e:
-            raise LcnnError(f"--rawboost: {e}") from None
-    if args.variants < 1:
-        raise LcnnError(f"--variants must be at least 1, not {args.variants}")
-    cfg.augment_variants = args.variants
+
+def _resumed_config(args, run_dir: Path) -> Config:
+    """The saved Config of the run in run_dir; flags that would change it are refused
+    (--resume continues a run as it was), runtime options are taken."""
+    from lcnn.detector import runs
+
+    cfg = runs.load_config(run_dir)
+    given = _given_settings(args)
+    changed = {k: v for k, v in given.items() if k not in RUNTIME_FIELDS and getattr(cfg, k) != v}
+    if changed:
+        shown = ", ".join(f"--{k} {v} (saved: {getattr(cfg, k)})" for k, v in changed.items())
+        raise LcnnError(f"--resume continues {run_dir} with its saved settings and does not "
+                        f"apply {shown}; to train with them, start a new run (another "
+                        "--run_dir, or --overwrite)")
+    runtime = {k: v for k, v in given.items() if k in RUNTIME_FIELDS}
+    return dataclasses.replace(cfg, **runtime) if runtime else cfg
+
+
+def _channel_settings(args) -> dict:
+    """--codec, --reverb, --telephone, --rawboost, --variants as the Config fields they set
+    (only those given; Config checks them)."""
+    flags = {"augment_codec": args.codec or None, "augment_reverb": args.reverb or None,
+             "augment_telephone": args.telephone or None, "augment_rawboost": args.rawboost,
+             "augment_variants": args.variants}
+    return {field: value for field, value in flags.items() if value is not None}
 
 
 def cmd_train(args) -> int:
     from lcnn.detector import runs
-    from lcnn.detector.train import train
 
-    run_dir = Path(args.run_dir or f"runs/{args.model}")
+    run_dir = Path(args.run_dir or f"runs/{args.model or Config.model}")
+    if args.resume and args.overwrite:
+        raise LcnnError("--resume and --overwrite contradict each other; pass one")
     if args.resume:
-        cfg = runs.load_config(run_dir)
+        cfg = _resumed_config(args, run_dir)
         data_path = args.data_path or runs.data_path(run_dir)
     else:
         if not args.data_path:
-            raise LcnnError("train: --data_path is required (or --resume with --run_dir)")
+            raise LcnnError("--data_path is required (or --resume with --run_dir)")
         cfg, data_path = _config_from_args(args), args.data_path
+    from lcnn.detector.train import train
+
     state = train(data_path, run_dir, cfg, overwrite=args.overwrite, skip_bad=args.skip_bad,
                   cache_dir=args.cache_dir, verbose=0 if args.quiet else 1)
     speed = f", {state['clips_per_s']:.0f} clips/s" if state.get("clips_per_s") else ""
@@ -100,7 +129,7 @@ def cmd_evaluate(args) -> int:
     if r["calibration_note"]:
         print(f"lcnn evaluate: note: {r['calibration_note']}", file=sys.stderr)
     if args.json:
-        print(json.dumps(r))
+        print(json_line(r))
         return 0
     c = r["confusion"]
 
@@ -135,9 +164,44 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def json_line(obj: dict) -> str:
+    """One line of strict JSON: NaN and infinities (not JSON) become null."""
+    def clean(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps(clean(obj), allow_nan=False)
+
+
+def _prediction_line(p, threshold: float, as_json: bool, cal=None, source: str = "") -> str:
+    """One file's result as predict prints it (a JSON object or a tab-separated line): raw
+    score, and with a calibration the LLR (bona fide vs spoof) and P(fake) at its prior."""
+    from lcnn.detector.runs import tsv_field
+
+    llr = p_fake = None
+    if cal is not None and p.score is not None:
+        llr, p_fake = float(cal.llr(p.score)), float(cal.p_fake(p.score))
+    if as_json:
+        name = os.fsencode(p.path).decode("utf-8", "backslashreplace")
+        return json_line({"path": name, "score": p.score, "llr": llr, "p_fake": p_fake,
+                          "prior_fake": None if cal is None else cal.prior_fake,
+                          "windows": p.windows, "verdict": p.verdict(threshold),
+                          "threshold": threshold, "threshold_source": source,
+                          "error": p.error})
+    if p.score is None:
+        return f"{tsv_field(p.path)}\terror: {p.error}"
+    calibrated = "-\t-" if llr is None else f"{llr:.3f}\t{p_fake:.4f}"
+    return f"{tsv_field(p.path)}\t{p.score:.4f}\t{calibrated}\t{p.verdict(threshold)}"
+
+
 def cmd_predict(args) -> int:
     from lcnn.detector import calibration, runs
-    from lcnn.detector.predict import keras_scorer, predict_paths
+    from lcnn.detector.predict import iter_predictions, keras_scorer
 
     cfg = runs.load_config(args.run_dir)
     cal, note = calibration.for_run(args.run_dir)
@@ -156,22 +220,13 @@ def cmd_predict(args) -> int:
         scorer = tflite_scorer(args.tflite)
     else:
         scorer = keras_scorer(runs.load_model(args.run_dir))
-    results = predict_paths(scorer, args.paths, cfg)
-    for p in results:
-        llr = p_fake = None
-        if cal is not None and p.score is not None:
-            llr, p_fake = float(cal.llr(p.score)), float(cal.p_fake(p.score))
-        if args.json:
-            print(json.dumps({"path": str(p.path), "score": p.score, "llr": llr,
-                              "p_fake": p_fake, "prior_fake": prior, "windows": p.windows,
-                              "verdict": p.verdict(threshold), "threshold": threshold,
-                              "threshold_source": source, "error": p.error}))
-        elif p.score is None:
-            print(f"{p.path}\terror: {p.error}", file=sys.stderr)
-        else:
-            calibrated = "-\t-" if llr is None else f"{llr:.3f}\t{p_fake:.4f}"
-            print(f"{p.path}\t{p.score:.4f}\t{calibrated}\t{p.verdict(threshold)}")
-    return 0 if any(p.score is not None for p in results) else 1
+    scored = 0
+    for p in iter_predictions(scorer, args.paths, cfg):  # each file as soon as it is scored
+        line = _prediction_line(p, threshold, args.json, cal, source)
+        print(line, file=sys.stderr if p.score is None and not args.json else sys.stdout,
+              flush=True)
+        scored += p.score is not None
+    return 0 if scored else 1
 
 
 def cmd_export(args) -> int:
@@ -195,21 +250,63 @@ def _conditions() -> list[str]:
     return list(CONDITIONS)
 
 
+def _setting(text: str) -> dict:
+    """argparse type of --set: KEY=VALUE, VALUE read as JSON (1, 0.5, true, null) or text."""
+    key, sep, value = text.partition("=")
+    known = {f.name for f in dataclasses.fields(Config)}
+    if not sep or key not in known:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(known))}")
+    try:
+        return {key: json.loads(value)}
+    except ValueError:
+        return {key: value}
+
+
+class _Merge(argparse.Action):
+    """Collect repeated --set KEY=VALUE into one dict."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, {**(getattr(namespace, self.dest) or {}), **values})
+
+
+def _finite(text: str) -> float:
+    """argparse type: a finite number (float() also accepts nan and inf)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (`lcnn train: error: ...`) instead of usage + error."""
+
+    def error(self, message: str):
+        name = self.prog.replace("python -m ", "")
+        self.exit(2, f"{name}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lcnn", description=__doc__.splitlines()[0])
+    p = _Parser(prog="python -m lcnn", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on <data_path>/{training,validation}")
     t.add_argument("--data_path", help="folder with training/ and validation/ (real/, fake/)")
     t.add_argument("--run_dir", help="where the run is written (default runs/<model>)")
-    t.add_argument("--model", default="lcnn", help="lcnn (default) or seed")
-    t.add_argument("--epochs", type=int, default=Config.epochs)
-    t.add_argument("--batch_size", type=int, default=64)
-    t.add_argument("--learning_rate", type=float, default=Config.learning_rate)
-    t.add_argument("--patience", type=int, default=Config.patience,
-                   help="stop after this many epochs without a better validation EER")
-    t.add_argument("--seed", type=int, default=Config.seed)
-    t.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    t.add_argument("--model", help=f"{' or '.join(MODELS)} (default {Config.model})")
+    t.add_argument("--epochs", type=int, help=f"default {Config.epochs}")
+    t.add_argument("--batch_size", type=int, help=f"default {Config.batch_size}")
+    t.add_argument("--learning_rate", type=float, help=f"default {Config.learning_rate}")
+    t.add_argument("--patience", type=int,
+                   help="stop after this many epochs without a better validation EER; 0 stops "
+                        f"at the first epoch that is not better (default {Config.patience})")
+    t.add_argument("--seed", type=int, help=f"random seed (default {Config.seed})")
+    t.add_argument("--threads", type=int,
+                   help=f"CPU threads, 0 = all cores (default {Config.threads}); may change "
+                        "when resuming")
+    t.add_argument("--set", type=_setting, action=_Merge, metavar="KEY=VALUE",
+                   help="any other setting of lcnn.config.Config, e.g. --set duration=1.0 "
+                        "(repeatable)")
     t.add_argument("--no_augment", action="store_true", help="switch off all augmentation")
     t.add_argument("--noise", action="store_true",
                    help="add white noise at 10-40 dB SNR when training (off by default)")
@@ -221,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train on cached telephone-band (300-3,400 Hz) copies too")
     t.add_argument("--rawboost", metavar="ALGOS",
                    help="train on cached RawBoost copies too: algorithms 1-3 in series, e.g. 12")
-    t.add_argument("--variants", type=int, default=Config.augment_variants,
+    t.add_argument("--variants", type=int,
                    help="cached augmented copies per training clip")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --run_dir with its saved settings")
@@ -253,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_predict)
 
     for q in (e, r):
-        q.add_argument("--threshold", type=float, default=None,
+        q.add_argument("--threshold", type=_finite, default=None,
                        help="call a clip fake when its raw score is at least this (default: "
                        "the validation EER threshold stored in the run's calibration.json)")
     for q in (t, e):
@@ -283,9 +380,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except LcnnError as e:
-        print(f"lcnn {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return _fail(args.command, str(e))
+    except BrokenPipeError:  # e.g. `predict ... | head -1`: the reader has all it wants
+        _silence_stdout()
+        return 141  # what the shell reports for a command ended by SIGPIPE
+    except OSError as e:  # a path the checks above did not foresee: still one line
+        where = f"{e.filename}: " if e.filename else ""
+        return _fail(args.command, f"{where}{e.strerror or e}")
     except KeyboardInterrupt:
         print(f"lcnn {args.command}: interrupted; run the same command again to resume",
               file=sys.stderr)
         return 130
+
+
+def _fail(command: str, message: str) -> int:
+    """Print an error as `lcnn <command>: error: ...` on stderr; return the exit status."""
+    print(f"lcnn {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so Python's exit flush cannot raise BrokenPipeError again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # stdout is not a real file (e.g. captured by a test)

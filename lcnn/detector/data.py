@@ -26,11 +26,13 @@ import tensorflow as tf
 from sklearn.utils.class_weight import compute_class_weight
 from tqdm.auto import tqdm
 
+from lcnn import FAKE, REAL
 from lcnn.audio import TARGET_RMS, fix_length, load_audio, normalize
 from lcnn.config import Config
 from lcnn.dataset import DataSource, canonical_split, open_source
+from lcnn.detector.runs import clean_temporaries
 from lcnn.errors import AudioError, BadFilesError, LcnnError
-from lcnn.io import atomic_path
+from lcnn.io import atomic_path, temp_prefix
 
 log = logging.getLogger(__name__)
 
@@ -87,20 +89,24 @@ def _cache_key(root: Path, files: list[Path], sample_rate: int, max_len: int) ->
     for path in files:
         stat = path.stat()
         entries.append([path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
-    settings = [CACHE_VERSION, sample_rate, max_len, TARGET_RMS, INT16_SCALE]
+    # the dataset's own path too: two copies with the same names, sizes and mtimes sharing a
+    # cache folder must not share their audio
+    settings = [CACHE_VERSION, str(root.resolve()), sample_rate, max_len, TARGET_RMS,
+                INT16_SCALE]
     blob = json.dumps([settings, entries]).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _decode(path: Path, sample_rate: int, max_len: int) -> tuple[np.ndarray | None, str]:
-    """One file as int16 (centre-cropped to max_len), or None and the reason it is bad."""
+def _decode(path: Path, sample_rate: int, max_len: int) -> tuple[np.ndarray | None, list]:
+    """One file as int16 (centre-cropped to max_len), or None and [reason, kind] where kind
+    is "os" when the file could not be read at all (see _retry_unreadable), else "audio"."""
     try:
         x = load_audio(path, sample_rate)
     except AudioError as error:
-        return None, error.reason
+        return None, [error.reason, "os" if error.os_error else "audio"]
     if len(x) > max_len:
         x = fix_length(x, max_len, "center")
-    return np.round(x * INT16_SCALE).astype(np.int16), ""
+    return np.round(x * INT16_SCALE).astype(np.int16), []
 
 
 def _write_rows(npy: Path, scratch: np.ndarray, rows: np.ndarray, width: int) -> None:
@@ -123,7 +129,8 @@ def _build_cache(
     bad: list[list[str]] = []
     # Decode into a scratch array of the longest allowed size, then keep only the good rows
     # and only as many columns as the longest clip needs.
-    fd, scratch_name = tempfile.mkstemp(dir=npy.parent, prefix=f".{npy.stem}.", suffix=".tmp")
+    fd, scratch_name = tempfile.mkstemp(dir=npy.parent, prefix=temp_prefix(npy.stem),
+                                        suffix=".tmp")
     os.close(fd)
     try:
         scratch = np.lib.format.open_memmap(
@@ -134,9 +141,9 @@ def _build_cache(
             name = npy.stem.rsplit("-", 1)[0]  # the split, without the cache key
             bar = tqdm(results, total=len(files), desc=f"decoding {name}", unit="file",
                        disable=not progress)  # fmt: skip
-            for i, (clip, reason) in enumerate(bar):
+            for i, (clip, why) in enumerate(bar):
                 if clip is None:
-                    bad.append([files[i].relative_to(root).as_posix(), reason])
+                    bad.append([files[i].relative_to(root).as_posix(), *why])
                 else:
                     scratch[i, : len(clip)] = clip
                     lengths[i] = len(clip)
@@ -169,6 +176,26 @@ def _read_cache(npy: Path, meta: Path) -> dict | None:
     return info
 
 
+def _readable(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError:
+        return False
+    return True
+
+
+def _retry_unreadable(root: Path, bad: list[list[str]]) -> bool:
+    """Whether a file the cache could not read at all (permissions, I/O) is readable now.
+
+    Such a failure says nothing about the audio, and fixing it (chmod) changes neither the
+    size nor the mtime the cache key is made of, so it is checked on every load. Caches of
+    older versions recorded it as "System error.".
+    """
+    return any((entry[2:] == ["os"] or "(System error.)" in entry[1]) and _readable(root / entry[0])
+               for entry in bad)
+
+
 def load_split(
     data: str | Path | DataSource,
     split: str,
@@ -196,14 +223,15 @@ def load_split(
     max_len = cfg.n_samples + cfg.n_samples // 2
     key = _cache_key(root, files, cfg.sample_rate, max_len)
     folder = _cache_folder(root, cache_dir)
+    clean_temporaries(folder)  # scratch files of killed runs (up to a whole split each)
     npy, meta = folder / f"{name}-{key}.npy", folder / f"{name}-{key}.json"
     info = _read_cache(npy, meta)
-    if info is None:
+    if info is None or _retry_unreadable(root, info["bad"]):
         _build_cache(
             root, files, labels, cfg.sample_rate, cfg.n_samples, max_len, npy, meta, progress
         )
         info = _read_cache(npy, meta)
-    bad = [(root / rel, reason) for rel, reason in info["bad"]]
+    bad = [(root / rel, reason) for rel, reason, *_ in info["bad"]]
     where = f"{root} ({name})"
     if not info["files"]:
         raise BadFilesError(bad, where, hint="No usable audio file is left in this split.")
@@ -296,6 +324,15 @@ def training_variants(clips: Clips, cfg: Config, progress: bool = True) -> np.nd
 
     tag = f"{'+'.join(kinds)} rawboost={cfg.augment_rawboost} seed={cfg.seed}"
     return build_variants(clips, fn, cfg.augment_variants, tag, progress)
+
+
+def check_both_classes(clips: Clips, where: str) -> None:
+    """Raise LcnnError unless clips hold real and fake clips (e.g. after skipping bad files)."""
+    present = set(np.unique(clips.labels).tolist())
+    if present != {REAL, FAKE}:
+        left = "real" if REAL in present else "fake"
+        raise LcnnError(f"{where}: only {left} clips are left (bad files skipped: "
+                        f"{len(clips.skipped)}); training and evaluation need both classes")
 
 
 def class_weights(labels: np.ndarray) -> dict[int, float]:

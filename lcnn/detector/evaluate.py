@@ -5,6 +5,7 @@ conditions, and an ASVspoof score file."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from lcnn.errors import LcnnError
 from lcnn.io import atomic_write_text
 from lcnn.metrics import breakdown, eer_by_group, raw_llr, summarize
 
+log = logging.getLogger(__name__)
 GROUP_COLUMNS = ("text_id", "recording")  # what the bootstrap resamples, first found
 
 
@@ -83,6 +85,7 @@ def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: st
     model = runs.load_model(run_dir) if model is None else model
     cal, note = calibration.for_run(run_dir)
     clips = data.load_split(source, split, cfg, cache_dir=cache_dir, skip_bad=skip_bad)
+    data.check_both_classes(clips, f"{data_path} ({split})")
     if windows:
         scores = window_scores(model, clips.files, cfg, channel, seed)
     else:
@@ -107,9 +110,13 @@ def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: st
                     for c in by if c in columns}
     extra = {} if cal is None else {"llr": llrs, "p_fake_calibrated": cal.p_fake(scores)}
     tag = ("" if condition == "clean" else f"-{condition}") + ("-windows" if windows else "")
-    runs.write_scores(run_dir / f"scores-{split}{tag}.tsv", clips.files, scores, clips.labels,
-                      attacks, extra)
-    runs.write_json(run_dir / f"metrics-{split}{tag}.json", result)
+    try:
+        runs.write_scores(run_dir / f"scores-{split}{tag}.tsv", clips.files, scores,
+                          clips.labels, attacks, extra)
+        runs.write_json(run_dir / f"metrics-{split}{tag}.json", result)
+    except OSError as e:  # e.g. a read-only run folder: the metrics are still worth showing
+        log.warning("lcnn evaluate: warning: could not save the scores and metrics in %s (%s)",
+                    run_dir, e.strerror or e)
     if score_file is not None:
         root = source.listing(split).root.resolve()
         names = [Path(f).resolve().relative_to(root).as_posix() for f in clips.files]

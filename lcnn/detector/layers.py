@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from lcnn.errors import ModelConfigError
+from lcnn.errors import ConfigError
 
 HZ_PER_KHZ = 1000.0  # SincConv1D stores its cut-offs in kHz (see SincConv1D.build)
 
@@ -69,12 +69,12 @@ class SincConv1D(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         if int(filters) < 1 or int(kernel_size) < 1 or int(stride) < 1 or int(sample_rate) < 1:
-            raise ModelConfigError(
+            raise ConfigError(
                 f"SincConv1D: filters, kernel_size, stride and sample_rate must be positive, got "
                 f"{filters}, {kernel_size}, {stride}, {sample_rate}"
             )
         if padding not in ("same", "valid"):
-            raise ModelConfigError(
+            raise ConfigError(
                 f'SincConv1D: padding must be "same" or "valid", got {padding!r}'
             )
         self.filters = int(filters)
@@ -93,7 +93,7 @@ class SincConv1D(keras.layers.Layer):
 
     def build(self, input_shape):
         if input_shape[-1] != 1 or len(input_shape) != 3:
-            raise ModelConfigError(
+            raise ConfigError(
                 f"SincConv1D expects input [batch, time, 1] (mono waveform), got {input_shape}"
             )
         # The cut-offs are stored in kHz, not Hz. Adam moves a weight by about the learning rate
@@ -221,7 +221,7 @@ class MaxFeatureMap(keras.layers.Layer):
     def build(self, input_shape):
         channels = input_shape[self.axis]
         if channels is None or channels % 2:
-            raise ModelConfigError(
+            raise ConfigError(
                 f"MaxFeatureMap needs an even number of channels on axis {self.axis} to split in "
                 f"two halves, got {channels} (input shape {tuple(input_shape)})"
             )
@@ -256,7 +256,7 @@ class EnergyPooling1D(keras.layers.Layer):
     def __init__(self, pool_size: int = 4, log: bool = False, eps: float = 1e-8, **kwargs):
         super().__init__(**kwargs)
         if int(pool_size) < 1 or float(eps) <= 0:
-            raise ModelConfigError(
+            raise ConfigError(
                 f"EnergyPooling1D: pool_size must be >= 1 and eps > 0, got {pool_size}, {eps}"
             )
         self.pool_size = int(pool_size)

@@ -7,30 +7,187 @@
     <run_dir>/best.keras           model with the best validation EER (what evaluate/predict use)
     <run_dir>/scores-<split>.tsv   per-file raw scores (higher = more fake; not probabilities)
     <run_dir>/calibration.json     score -> LLR and probability of fake, thresholds (validation)
+    <run_dir>/.lcnn-run            marker: this folder is an lcnn run folder (see is_run_folder)
+    <run_dir>/.lcnn-lock           while training: pid, host and start time of the trainer
 
 Every file is written to a temporary name in the same folder and then renamed over the old
-one (os.replace is atomic), so a killed process leaves either the old or the new file.
+one (os.replace is atomic), so a killed process leaves either the old or the new file; the
+temporary files it leaves are named after it and removed by the next run (clean_temporaries).
 """
 
 from __future__ import annotations
 
 import csv
+import fnmatch
 import json
-from collections.abc import Iterable, Sequence
+import os
+import re
+import time
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from lcnn.config import Config
 from lcnn.errors import RunError
-from lcnn.io import atomic_path, atomic_write_text
+from lcnn.io import HOST, TMP_TAG, atomic_path, atomic_write_text
 
 CONFIG, STATE, HISTORY = "config.json", "state.json", "history.csv"
 BEST, LAST = "best.keras", "last.keras"
+MARKER, LOCK = ".lcnn-run", ".lcnn-lock"
+# .<target>.lcnn-tmp-<host>-<pid>-<random>[suffix]: whose it is, so a dead writer's are removed
+_TMP_NAME = re.compile(re.escape(TMP_TAG) + r"-(?P<host>.+)-(?P<pid>\d+)-[a-z0-9_]+(\.\w+)?$")
+# What lcnn writes into a run folder (glob patterns). `--overwrite` deletes a folder only if
+# every entry in it matches one of these, so a data folder or a thesis is never deleted.
+RUN_FILES = (MARKER, LOCK, CONFIG, STATE, HISTORY, BEST, LAST, "scores-*.tsv",
+             "metrics-*.json", "robustness-*.json", "model.tflite", "model-int8.tflite",
+             "calibration*.json", f"*{TMP_TAG}*")
 
 
 def atomic_save_model(model, path: str | Path) -> None:
     """Save a Keras model to path (a .keras file) atomically."""
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (True when it cannot be told)."""
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
+        try:
+            import psutil
+        except ImportError:
+            return True
+        return psutil.pid_exists(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
+def is_stale_temporary(name: str) -> bool:
+    """Whether name is an lcnn temporary file of a process on this machine that is gone."""
+    match = _TMP_NAME.search(name)
+    return bool(match and match["host"] == HOST and int(match["pid"]) != os.getpid()
+                and not pid_alive(int(match["pid"])))
+
+
+def clean_temporaries(folder: Path) -> list[str]:
+    """Delete the temporary files killed lcnn processes left in folder; return their names."""
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if is_stale_temporary(entry.name):
+            try:
+                entry.unlink()
+                removed.append(entry.name)
+            except OSError:
+                pass  # gone already, or not ours to delete: leave it
+    return removed
+
+
+def _lock_owner(path: Path) -> dict | None:
+    """The process holding a run's lock, or None if the lock is stale (its process is gone)."""
+    try:
+        owner = json.loads(path.read_text())
+        pid, host = int(owner["pid"]), str(owner["host"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        # being written this very moment, or damaged: stale unless it is brand new
+        return {"pid": "?", "host": "?", "started": "just now"} if _age(path) < 10 else None
+    if host == HOST and (pid == os.getpid() or not pid_alive(pid)):
+        return None
+    return owner
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def check_unlocked(run_dir: Path) -> None:
+    """RunError naming the process (pid, host, start time) that holds run_dir's lock, if a
+    live one does."""
+    path = Path(run_dir) / LOCK
+    owner = _lock_owner(path) if path.exists() else None
+    if owner is not None:
+        raise RunError(f"{run_dir}: in use by another training (pid {owner['pid']} on "
+                       f"{owner['host']}, started {owner['started']}); wait for it to finish, "
+                       f"or delete {path} if that process is gone")
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold <run_dir>/.lcnn-lock while the block runs, creating run_dir if needed.
+
+    A second trainer is refused with the first one's pid, host and start time; a lock left by
+    a killed process on this machine is taken over.
+    """
+    run_dir = Path(run_dir)
+    make_folder(run_dir)
+    path = run_dir / LOCK
+    mine = {"pid": os.getpid(), "host": HOST,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            check_unlocked(run_dir)
+            path.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        except OSError as e:
+            raise RunError(f"{run_dir}: cannot write in this folder ({e.strerror})") from None
+        with os.fdopen(fd, "w") as f:
+            json.dump(mine, f)
+        break
+    else:
+        raise RunError(f"{run_dir}: could not take the lock {path}; try again")
+    try:
+        yield
+    finally:
+        try:
+            if json.loads(path.read_text()) == mine:
+                path.unlink()
+        except (OSError, ValueError):
+            pass
+
+
+def check_writable(folder: Path) -> None:
+    """RunError unless folder is a writable folder or can be created (checked before any
+    slow work, so a bad --run_dir fails at once)."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        where = "is a file" if probe == folder else f"is under {probe}, which is a file"
+        raise RunError(f"{folder}: {where}, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        where = "" if probe == folder else f" (in {probe})"
+        raise RunError(f"{folder}: cannot write here{where}: permission denied")
+
+
+def make_folder(folder: Path) -> None:
+    """Create folder (and parents) with one clear error when that is impossible."""
+    folder = Path(folder)
+    if folder.is_dir():
+        return
+    if folder.exists():
+        raise RunError(f"{folder}: is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise RunError(f"{folder}: a part of this path is a file, not a folder") from None
+    except OSError as e:
+        raise RunError(f"{folder}: cannot create this folder ({e.strerror})") from None
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -60,6 +217,17 @@ def read_history(path: Path) -> list[dict]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+_TSV_ESCAPES = {ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r"}
+
+
+def tsv_field(value: object) -> str:
+    """A value as one field of a tab-separated line: tabs and line breaks escaped as \\t,
+    \\n, \\r, and file-name bytes that are not UTF-8 shown as \\xNN."""
+    text = os.fsencode(value).decode("utf-8", "backslashreplace") if isinstance(
+        value, os.PathLike) else str(value)
+    return text.translate(_TSV_ESCAPES)
+
+
 def write_scores(path: Path, files: Sequence, scores: Iterable[float], labels=None,
                  groups=None, extra: dict[str, Sequence[float]] | None = None) -> None:
     """Write a tab-separated score file: file, score[, label[, attack]][, extra...] with a
@@ -73,7 +241,7 @@ def write_scores(path: Path, files: Sequence, scores: Iterable[float], labels=No
     header += list(extra or {})
     lines = ["\t".join(header)]
     for i, (f, s) in enumerate(zip(files, scores, strict=True)):
-        row = [str(f), f"{float(s):.9g}"]  # all of float32's digits: calibration takes logits
+        row = [tsv_field(f), f"{float(s):.9g}"]  # all of float32's digits: calibration takes logits
         if labels is not None:
             row.append("fake" if int(labels[i]) == 1 else "real")
         if groups is not None:
@@ -81,6 +249,80 @@ def write_scores(path: Path, files: Sequence, scores: Iterable[float], labels=No
         row += [f"{float(values[i]):.6g}" for values in (extra or {}).values()]
         lines.append("\t".join(row))
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _is_run_file(name: str) -> bool:
+    """Whether lcnn writes files of this name into a run folder (also the temporary files of
+    older versions, `.best.keras.<random>.keras`, left by a killed run)."""
+    return any(fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name, f".{pattern}.*")
+               for pattern in RUN_FILES)
+
+
+def foreign_entries(run_dir: Path) -> list[str]:
+    """Names in run_dir that lcnn did not write: sub-folders, links and unknown files."""
+    return sorted(entry.name for entry in Path(run_dir).iterdir()
+                  if entry.is_symlink() or not entry.is_file() or not _is_run_file(entry.name))
+
+
+def is_run_folder(run_dir: Path) -> bool:
+    """Whether run_dir is an lcnn run folder: marked (or an older run with config.json and
+    state.json) and holding only files lcnn writes."""
+    run_dir = Path(run_dir)
+    if run_dir.is_symlink() or not run_dir.is_dir():
+        return False
+    marked = (run_dir / MARKER).is_file() or all(
+        (run_dir / name).is_file() for name in (CONFIG, STATE))
+    return marked and not foreign_entries(run_dir)
+
+
+def check_deletable(run_dir: Path) -> None:
+    """Raise RunError unless run_dir is missing, empty, or an lcnn run folder."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists() and not run_dir.is_symlink():
+        return
+    if run_dir.is_symlink() or not run_dir.is_dir():
+        raise RunError(f"{run_dir}: not a folder; --overwrite deletes only lcnn run folders")
+    if not any(run_dir.iterdir()) or is_run_folder(run_dir):
+        return
+    foreign = foreign_entries(run_dir)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3
+                                          else "")
+        reason = f"it holds {shown}, which lcnn did not write"
+    else:
+        reason = f"it has no {MARKER} marker and no {CONFIG} + {STATE}"
+    raise RunError(f"{run_dir}: not an lcnn run folder ({reason}); --overwrite refuses to "
+                   "delete it: pick another --run_dir")
+
+
+def clear_run(run_dir: Path, keep: tuple[str, ...] = ()) -> None:
+    """Delete the files of an lcnn run folder (after check_deletable), except `keep`."""
+    run_dir = Path(run_dir)
+    check_deletable(run_dir)
+    if run_dir.is_dir():
+        for entry in run_dir.iterdir():
+            if entry.name not in keep:
+                entry.unlink()
+
+
+def mark_run_folder(run_dir: Path) -> None:
+    """Write the marker that identifies run_dir as an lcnn run folder."""
+    atomic_write_text(Path(run_dir) / MARKER, "lcnn run folder: written by `python -m lcnn "
+                      "train`; `train --overwrite` may delete this folder\n")
+
+
+def read_json_object(path: Path, what: str) -> dict:
+    """A JSON object from path; RunError naming the file if it is unreadable or not an object."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as e:
+        raise RunError(f"{path}: cannot read the {what} ({e.strerror})") from None
+    except ValueError as e:
+        raise RunError(f"{path}: damaged {what} (not valid JSON: {e})") from None
+    if not isinstance(data, dict):
+        raise RunError(f"{path}: damaged {what} (a JSON {type(data).__name__}, not an object)")
+    return data
 
 
 def load_config(run_dir: Path) -> Config:
@@ -94,7 +336,30 @@ def load_config(run_dir: Path) -> Config:
 
 def data_path(run_dir: Path) -> str:
     """The dataset a run was trained on."""
-    return read_json(Path(run_dir) / CONFIG)["data_path"]
+    path = Path(run_dir) / CONFIG
+    value = read_json_object(path, "run settings").get("data_path")
+    if not isinstance(value, str) or not value:
+        raise RunError(f"{path}: no data_path saved; pass --data_path")
+    return value
+
+
+# state.json: key -> the types its value may have
+_STATE_TYPES = {"epoch": int, "best_eer": (float, int, type(None)), "best_epoch": int,
+                "wait": int, "stopped_early": bool, "finished": bool}
+
+
+def load_state(run_dir: Path) -> dict:
+    """A run's progress (state.json), checked: RunError naming the key that is wrong."""
+    path = Path(run_dir) / STATE
+    state = read_json_object(path, "run state")
+    for key, types in _STATE_TYPES.items():
+        value = state.get(key)
+        wrong = not isinstance(value, types) or (types is int and (isinstance(value, bool)
+                                                                    or value < 0))
+        if wrong:
+            raise RunError(f"{path}: damaged run state ({key} is {value!r}); "
+                           "--overwrite starts the run over")
+    return state
 
 
 def load_model(run_dir: Path, which: str = BEST):
@@ -110,7 +375,10 @@ def load_model(run_dir: Path, which: str = BEST):
     if not path.exists():
         raise RunError(f"{run_dir}: no trained model ({which} is missing); "
                        "has training finished at least one epoch?")
+    if not zipfile.is_zipfile(path):  # Keras would say "file not found" for a damaged file
+        raise RunError(f"{path}: damaged model file (not a .keras zip archive)")
     try:
         return keras.saving.load_model(path, compile=which == LAST)
     except Exception as e:  # a damaged file: name it rather than show Keras' traceback
-        raise RunError(f"{path}: cannot load model ({type(e).__name__}: {e})") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise RunError(f"{path}: damaged model file ({type(e).__name__}: {first})") from None

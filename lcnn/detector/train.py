@@ -5,7 +5,6 @@ and training resumes after the last finished epoch)."""
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from lcnn.config import Config
 from lcnn.detector import runs
 from lcnn.detector.calibration import calibrate_run
 from lcnn.detector.predict import predict_scores
-from lcnn.errors import LcnnError
+from lcnn.errors import LayoutError, LcnnError
 from lcnn.runtime import set_threads
 
 
@@ -81,7 +80,7 @@ def _make_keeper(run_dir: Path, val_ds, val_clips, state: dict, patience: int):
                 state["wait"] += 1
             runs.atomic_save_model(self.model, run_dir / runs.LAST)
             state["epoch"] = epoch + 1
-            if state["wait"] >= patience:
+            if state["wait"] >= max(patience, 1):  # 0: stop at the first epoch not better
                 state["stopped_early"] = True
                 self.model.stop_training = True
             # state.json last: if we die before this line, the epoch is simply redone
@@ -90,27 +89,78 @@ def _make_keeper(run_dir: Path, val_ds, val_clips, state: dict, patience: int):
     return RunKeeper()
 
 
+NEW_STATE = {"epoch": 0, "best_eer": None, "best_epoch": 0, "wait": 0, "stopped_early": False,
+             "finished": False}
+
+
+def _changed_settings(saved: dict, cfg: Config, data_path: Path) -> list[str]:
+    """Settings of a saved run (config.json) that differ from cfg and data_path. Runtime
+    options (threads) may differ; paths are compared resolved."""
+    changed = [k for k, v in cfg.identity().items() if saved.get(k) != v]
+    saved_path = saved.get("data_path")
+    if not isinstance(saved_path, str) or Path(saved_path).resolve() != data_path.resolve():
+        changed.append("data_path")
+    return sorted(changed)
+
+
+def _saved_state(run_dir: Path, cfg: Config, data_path: Path) -> dict | None:
+    """The progress of the same run in run_dir, or None when a new run may start there.
+
+    Raises an LcnnError, touching nothing, if run_dir is not a folder, holds files lcnn did
+    not write, or holds a run with other settings that has trained at least one epoch.
+    """
+    if not run_dir.exists():
+        return None
+    if not run_dir.is_dir():
+        raise runs.RunError(f"{run_dir}: is a file, not a folder; --run_dir names a folder")
+    if not ((run_dir / runs.CONFIG).exists() and (run_dir / runs.STATE).exists()):
+        foreign = runs.foreign_entries(run_dir)
+        if foreign:
+            raise runs.RunError(
+                f"{run_dir}: holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}"
+                ", which lcnn did not write; a new run needs a new or empty folder: "
+                "pick another --run_dir")
+        return None
+    saved = runs.read_json_object(run_dir / runs.CONFIG, "run settings")
+    state = runs.load_state(run_dir)
+    changed = _changed_settings(saved, cfg, data_path)
+    if not changed:
+        return state
+    if state["epoch"] == 0:  # nothing trained yet (e.g. killed in its first epoch): start anew
+        return None
+    raise LcnnError(
+        f"{run_dir} holds a run with other settings ({', '.join(changed)} differ); "
+        "use another --run_dir, --resume to continue it as it was, "
+        "or --overwrite to start over")
+
+
 def _start_or_resume(run_dir: Path, cfg: Config, data_path: Path, overwrite: bool) -> dict:
-    """Prepare the run folder; return the saved state (empty progress for a new run)."""
-    new_state = {"epoch": 0, "best_eer": None, "best_epoch": 0, "wait": 0,
-                 "stopped_early": False, "finished": False}
-    config_path = run_dir / runs.CONFIG
-    if overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
-    if config_path.exists() and (run_dir / runs.STATE).exists():
-        saved = runs.read_json(config_path)
-        wanted = {**dataclasses.asdict(cfg), "data_path": str(data_path)}
-        changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
-        if changed:
-            raise LcnnError(
-                f"{run_dir} holds a run with other settings ({', '.join(changed)} differ); "
-                "use another --run_dir, --resume to continue it as it was, "
-                "or --overwrite to start over")
-        return runs.read_json(run_dir / runs.STATE)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    runs.write_json(config_path, {**dataclasses.asdict(cfg), "data_path": str(data_path)})
-    runs.write_json(run_dir / runs.STATE, new_state)
-    return new_state
+    """Prepare the run folder (under its lock); return the saved state (empty progress for a
+    new run). --overwrite deletes only an lcnn run folder's files."""
+    runs.clean_temporaries(run_dir)
+    if overwrite:
+        runs.clear_run(run_dir, keep=(runs.LOCK,))
+    state = _saved_state(run_dir, cfg, data_path)
+    if state is not None:
+        return state
+    runs.mark_run_folder(run_dir)
+    runs.write_json(run_dir / runs.CONFIG,
+                    {**dataclasses.asdict(cfg), "data_path": str(data_path.resolve())})
+    runs.write_json(run_dir / runs.STATE, dict(NEW_STATE))
+    return dict(NEW_STATE)
+
+
+def _load_clips(data_path: Path, cfg: Config, cache_dir, skip_bad: bool, verbose: int):
+    """The decoded training and validation splits, each with both classes."""
+    from lcnn.detector import data
+
+    splits = []
+    for split in ("training", "validation"):
+        clips = data.load_split(data_path, split, cfg, cache_dir=cache_dir, skip_bad=skip_bad,
+                                progress=bool(verbose))
+        data.check_both_classes(clips, f"{data_path} ({split})")
+        splits.append(clips)
+    return splits
 
 
 def train(data_path: str | Path, run_dir: str | Path, cfg: Config, *, overwrite: bool = False,
@@ -119,25 +169,42 @@ def train(data_path: str | Path, run_dir: str | Path, cfg: Config, *, overwrite:
 
     Returns the final state: epochs done, best epoch, best validation EER, clips per second.
     Running it again on an unfinished run folder resumes after the last finished epoch.
+    Settings, model and data are checked before the run folder is written; `overwrite`
+    starts over, but deletes only a folder that is recognisably an lcnn run folder.
     """
-    import keras
-
-    from lcnn.detector import data
     from lcnn.detector.model import build_model
 
     data_path, run_dir = Path(data_path), Path(run_dir)
-    set_threads(cfg.threads)
-    state = _start_or_resume(run_dir, cfg, data_path, overwrite)
-    if state.get("finished"):
+    runs.check_writable(run_dir)
+    runs.check_unlocked(run_dir)
+    if overwrite:
+        runs.check_deletable(run_dir)
+        state = None
+    else:
+        state = _saved_state(run_dir, cfg, data_path)
+    if state is not None and state.get("finished") and state["best_eer"] is not None:
         if verbose:
             print(f"{run_dir}: training already finished (best epoch {state['best_epoch']}, "
                   f"validation EER {100 * state['best_eer']:.2f}%); --overwrite starts over")
         return state
+    if not data_path.is_dir():  # a typo: say so before TensorFlow even starts
+        raise LayoutError(f"{data_path}: no such folder" if not data_path.exists()
+                          else f"{data_path}: not a folder")
+    set_threads(cfg.threads)
+    model = build_model(cfg)  # a setting the model cannot take fails before any decoding
+    train_clips, val_clips = _load_clips(data_path, cfg, cache_dir, skip_bad, verbose)
+    with runs.run_lock(run_dir):
+        state = _start_or_resume(run_dir, cfg, data_path, overwrite)
+        return _fit(model, run_dir, cfg, state, train_clips, val_clips, verbose)
 
-    train_clips = data.load_split(data_path, "training", cfg, cache_dir=cache_dir,
-                                  skip_bad=skip_bad)
-    val_clips = data.load_split(data_path, "validation", cfg, cache_dir=cache_dir,
-                                skip_bad=skip_bad)
+
+def _fit(model, run_dir: Path, cfg: Config, state: dict, train_clips, val_clips,
+         verbose: int) -> dict:
+    """Train from state["epoch"] to cfg.epochs (or early stopping), keeping the run folder."""
+    import keras
+
+    from lcnn.detector import data
+
     keras.utils.set_random_seed(cfg.seed + state["epoch"])  # a resumed run reshuffles afresh
     train_ds = data.make_dataset(train_clips, cfg, training=True, seed=cfg.seed + state["epoch"])
     val_ds = data.make_dataset(val_clips, cfg, training=False)
@@ -148,7 +215,6 @@ def train(data_path: str | Path, run_dir: str | Path, cfg: Config, *, overwrite:
         if verbose:
             print(f"{run_dir}: resuming after epoch {state['epoch']} of {cfg.epochs}")
     else:
-        model = build_model(cfg)
         compile_model(model, cfg, steps)
 
     weights = data.class_weights(train_clips.labels) if cfg.class_weights else None
@@ -159,6 +225,9 @@ def train(data_path: str | Path, run_dir: str | Path, cfg: Config, *, overwrite:
         model.fit(train_ds, epochs=cfg.epochs, initial_epoch=start, class_weight=weights,
                   shuffle=False,
                   callbacks=[keeper], verbose=verbose)
+    if verbose and state.get("stopped_early"):
+        print(f"stopped early after epoch {state['epoch']}: no better validation EER for "
+              f"{state['wait']} epoch(s) (--patience {cfg.patience})")
     state["finished"] = True
     # throughput of the training passes only (validation excluded), over this session's epochs
     seconds = sum(r["seconds"] for r in runs.read_history(run_dir / runs.HISTORY)

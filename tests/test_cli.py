@@ -1,0 +1,230 @@
+"""Unit tests of the application shell: flag -> Config mapping, Config validation, and how
+train prepares a run folder (`_start_or_resume`). No TensorFlow needed."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from lcnn.app.cli import SETTING_FLAGS, _config_from_args, _resumed_config, build_parser
+from lcnn.config import RUNTIME_FIELDS, Config
+from lcnn.detector import runs
+from lcnn.detector.train import NEW_STATE, _start_or_resume
+from lcnn.errors import ConfigError, LcnnError
+
+
+def parse(*argv):
+    return build_parser().parse_args(["train", *map(str, argv)])
+
+
+# ------------------------------------------------------------------ flag mapping
+
+
+def test_no_flags_give_configs_defaults():
+    assert _config_from_args(parse("--data_path", "d")) == Config()
+
+
+def test_every_flag_reaches_its_field():
+    args = parse("--data_path", "d", "--model", "seed", "--epochs", 3, "--batch_size", 8,
+                 "--learning_rate", 0.01, "--patience", 0, "--seed", 7, "--threads", 2,
+                 "--set", "duration=1.5", "--set", "focal_alpha=0.25", "--set", "sinc_log=true")
+    cfg = _config_from_args(args)
+    assert (cfg.model, cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.patience, cfg.seed,
+            cfg.threads) == ("seed", 3, 8, 0.01, 0, 7, 2)
+    assert (cfg.duration, cfg.focal_alpha, cfg.sinc_log) == (1.5, 0.25, True)
+    assert set(SETTING_FLAGS) <= {f.name for f in dataclasses.fields(Config)}
+
+
+def test_augmentation_flags():
+    cfg = _config_from_args(parse("--data_path", "d", "--no_augment"))
+    assert not (cfg.augment_noise or cfg.augment_shift or cfg.augment_gain)
+    cfg = _config_from_args(parse("--data_path", "d", "--noise"))
+    assert cfg.augment_noise and cfg.augment_shift and cfg.augment_gain
+
+
+def test_set_rejects_unknown_keys():
+    with pytest.raises(SystemExit):
+        parse("--set", "colour=blue")
+
+
+def test_bad_flag_values_name_the_flag():
+    with pytest.raises(LcnnError, match="^--epochs must be a positive integer, got 0$"):
+        _config_from_args(parse("--data_path", "d", "--epochs", 0))
+    with pytest.raises(LcnnError, match="^--set duration must be a positive number"):
+        _config_from_args(parse("--data_path", "d", "--set", "duration=-1"))
+
+
+def test_resume_takes_runtime_options_and_refuses_settings(tmp_path):
+    Config(epochs=5).to_json(tmp_path / runs.CONFIG)
+    cfg = _resumed_config(parse("--resume", "--threads", 3, "--epochs", 5), tmp_path)
+    assert (cfg.threads, cfg.epochs) == (3, 5)
+    with pytest.raises(LcnnError, match=r"does not apply --epochs 12 \(saved: 5\)"):
+        _resumed_config(parse("--resume", "--epochs", 12), tmp_path)
+
+
+# ------------------------------------------------------------------ Config validation
+
+BAD_FIELDS = {"sample_rate": 0, "duration": -1.0, "model": "resnet", "sinc_filters": 2.5,
+              "sinc_kernel_size": 0, "sinc_stride": True, "sinc_pool": -4, "sinc_log": "no",
+              "sinc_trainable": 1, "dropout": 1.0, "epochs": 0, "batch_size": -8,
+              "learning_rate": math.nan, "clipnorm": 0.0, "focal_alpha": 1.5,
+              "focal_gamma": -1.0, "class_weights": None, "patience": -1, "threads": -1,
+              "augment_noise": "yes", "augment_shift": 0, "augment_gain": [], "seed": -1}
+
+
+def test_every_field_is_checked():
+    assert set(BAD_FIELDS) == {f.name for f in dataclasses.fields(Config)}
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_FIELDS.items())
+def test_a_bad_field_gives_one_message_naming_it(name, value):
+    with pytest.raises(ConfigError) as error:
+        Config(**{name: value})
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith((f"{name} ", f"{name}: ")) and error.value.field == name
+
+
+@pytest.mark.parametrize("value", [1e30, math.inf, -1e-3, 0.0])
+def test_learning_rate_must_be_sane(value):
+    with pytest.raises(ConfigError, match="learning_rate"):
+        Config(learning_rate=value)
+
+
+def test_from_json_names_the_file_and_the_key(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"epochs": "40"}))
+    with pytest.raises(ConfigError, match=rf"^{path}: epochs must be a positive integer"):
+        Config.from_json(path)
+    path.write_text(json.dumps({"colour": "blue", "data_path": "d"}))
+    with pytest.raises(ConfigError, match=rf"^{path}: unknown setting\(s\) colour$"):
+        Config.from_json(path)
+    path.write_text("[]")
+    with pytest.raises(ConfigError, match="expected a JSON object"):
+        Config.from_json(path)
+
+
+def test_runtime_options_are_not_part_of_the_identity():
+    assert Config(threads=1).identity() == Config(threads=4).identity()
+    assert set(RUNTIME_FIELDS) & set(Config().identity()) == set()
+
+
+# ------------------------------------------------------------------ _start_or_resume
+
+
+def test_a_new_run_is_marked_and_saves_the_resolved_data_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    state = _start_or_resume(run, Config(), Path("data"), overwrite=False)
+    assert state == NEW_STATE
+    assert runs.is_run_folder(run)
+    assert runs.data_path(run) == str(tmp_path / "data")
+    assert runs.load_config(run) == Config()
+
+
+def _trained(run: Path, cfg: Config, data: Path, epoch: int = 3) -> dict:
+    run.mkdir(exist_ok=True)
+    _start_or_resume(run, cfg, data, overwrite=False)
+    state = {**NEW_STATE, "epoch": epoch, "best_epoch": 1, "best_eer": 0.2}
+    runs.write_json(run / runs.STATE, state)
+    return state
+
+
+def test_the_same_run_resumes_with_other_threads_and_a_relative_path(tmp_path, monkeypatch):
+    run, data = tmp_path / "run", tmp_path / "data"
+    state = _trained(run, Config(threads=1), data)
+    monkeypatch.chdir(tmp_path)
+    assert _start_or_resume(run, Config(threads=4), Path("data"), overwrite=False) == state
+
+
+def test_other_settings_are_refused_by_name(tmp_path):
+    run, data = tmp_path / "run", tmp_path / "data"
+    _trained(run, Config(), data)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(LcnnError, match=r"\(data_path, epochs differ\)"):
+        _start_or_resume(run, Config(epochs=3), tmp_path / "other", overwrite=False)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_a_run_that_never_finished_an_epoch_takes_new_settings(tmp_path):
+    run, data = tmp_path / "run", tmp_path / "data"
+    _trained(run, Config(model="seed"), data, epoch=0)
+    assert _start_or_resume(run, Config(), data, overwrite=False) == NEW_STATE
+    assert runs.load_config(run) == Config()
+
+
+def test_overwrite_clears_a_run_but_keeps_its_lock(tmp_path):
+    run, data = tmp_path / "run", tmp_path / "data"
+    _trained(run, Config(), data)
+    (run / runs.BEST).write_text("model")
+    (run / runs.LOCK).write_text("{}")
+    assert _start_or_resume(run, Config(epochs=2), data, overwrite=True) == NEW_STATE
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        [runs.MARKER, runs.LOCK, runs.CONFIG, runs.STATE])
+    assert runs.load_config(run).epochs == 2
+
+
+def test_overwrite_refuses_foreign_files_and_touches_nothing(tmp_path):
+    run, data = tmp_path / "run", tmp_path / "data"
+    _trained(run, Config(), data)
+    (run / "thesis.txt").write_text("x")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(runs.RunError, match="thesis.txt"):
+        _start_or_resume(run, Config(), data, overwrite=True)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_damaged_state_names_the_file_and_key(tmp_path):
+    run, data = tmp_path / "run", tmp_path / "data"
+    _trained(run, Config(), data)
+    runs.write_json(run / runs.STATE, {**NEW_STATE, "epoch": "3"})
+    with pytest.raises(runs.RunError, match=r"state.json: damaged run state \(epoch is '3'\)"):
+        _start_or_resume(run, Config(), data, overwrite=False)
+
+
+# ------------------------------------------------------------------ early stopping
+
+
+class _FakeModel:
+    """Stands in for a Keras model in the epoch-end callback: fixed validation scores."""
+
+    def __init__(self, scores):
+        self.scores = iter(scores)
+        self.stop_training = False
+        self.optimizer = type("Optimizer", (), {"learning_rate": 0.1})()
+
+    def predict(self, dataset, verbose=0):
+        return next(self.scores)
+
+    def save(self, path):
+        Path(path).write_bytes(b"model")
+
+
+@pytest.mark.parametrize(("patience", "stops_after"), [(0, 2), (1, 2), (2, 3)])
+def test_patience_counts_epochs_without_a_better_eer(tmp_path, patience, stops_after):
+    """Validation EER 0.0 in epoch 1, then 0.5 ever after: patience 0 and 1 both stop at the
+    first epoch that is not better, patience 2 one epoch later."""
+    from types import SimpleNamespace
+
+    from lcnn.detector.train import _make_keeper
+
+    labels = [0, 0, 1, 1]
+    perfect, useless = [0.1, 0.2, 0.8, 0.9], [0.5, 0.5, 0.5, 0.5]
+    clips = SimpleNamespace(labels=labels, files=[f"f{i}.wav" for i in range(4)])
+    state = dict(NEW_STATE)
+    model = _FakeModel([perfect] + [useless] * 5)
+    keeper = _make_keeper(tmp_path, None, clips, state, patience)
+    keeper.set_model(model)
+    epoch = 0
+    while not model.stop_training and epoch < 6:
+        keeper.on_epoch_begin(epoch)
+        keeper.on_epoch_end(epoch, {"loss": 1.0})
+        epoch += 1
+    assert epoch == stops_after and state["stopped_early"]
+    assert runs.load_state(tmp_path)["epoch"] == stops_after
+    assert state["best_epoch"] == 1 and state["best_eer"] == 0.0
