@@ -73,7 +73,9 @@ BAD_FIELDS = {"sample_rate": 0, "duration": -1.0, "model": "resnet", "sinc_filte
               "sinc_trainable": 1, "dropout": 1.0, "epochs": 0, "batch_size": -8,
               "learning_rate": math.nan, "clipnorm": 0.0, "focal_alpha": 1.5,
               "focal_gamma": -1.0, "class_weights": None, "patience": -1, "threads": -1,
-              "augment_noise": "yes", "augment_shift": 0, "augment_gain": [], "seed": -1}
+              "augment_noise": "yes", "augment_shift": 0, "augment_gain": [], "seed": -1,
+              "augment_codec": "on", "augment_reverb": 2, "augment_telephone": None,
+              "augment_rawboost": "14", "augment_variants": 0}
 
 
 def test_every_field_is_checked():
