@@ -464,7 +464,8 @@ def test_predict_streams_each_file_before_scoring_the_next(model_run, tmp_path, 
     monkeypatch.setattr(predict, "score_file", score_file)
     code, _, err = run_main(capsys, "predict", "--run_dir", model_run, tmp_path / "in")
     assert code == 0, err
-    assert printed_before == [0, 1, 1]  # lines are read (and cleared) as they appear
+    # the two "#" header lines, then one line per file as soon as it is scored
+    assert printed_before == [2, 1, 1]
 
 
 def test_predict_scores_long_files_in_bounded_batches(model_run, tmp_path, capsys, monkeypatch):
@@ -495,8 +496,8 @@ def test_predict_writes_odd_file_names_safely(model_run, tmp_path, capsys):
         _write_clip(folder / name, i, fake=False)
     code, out, err = run_main(capsys, "predict", "--run_dir", model_run, folder)
     assert code == 0, err
-    lines = out.splitlines()
-    assert len(lines) == 3 and all(len(line.split("\t")) == 3 for line in lines)
+    lines = [line for line in out.splitlines() if not line.startswith("#")]
+    assert len(lines) == 3 and all(len(line.split("\t")) == 5 for line in lines)
     shown = sorted(Path(line.split("\t")[0]).name for line in lines)
     assert shown == ["caf\\xe9.wav", "new\\nline.wav", "tab\\there.wav"]
     code, out, err = run_main(capsys, "predict", "--run_dir", model_run, folder, "--json")
@@ -639,13 +640,14 @@ def test_evaluate_shows_metrics_when_the_run_folder_is_read_only(run_copy, capsy
 
 
 def test_export_to_a_read_only_folder_fails_before_converting(run_copy, capsys, monkeypatch):
-    from lcnn.detector import export, runs
+    from lcnn import io
+    from lcnn.detector import export
 
     def refuse(*args, dir=None, **kw):
         raise PermissionError(13, "Permission denied", str(dir))
 
     converted = []
-    monkeypatch.setattr(runs.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(io.tempfile, "mkstemp", refuse)
     monkeypatch.setattr(export, "convert_model", lambda *a, **k: converted.append(1) or b"")
     code, _, err = run_main(capsys, "export", "--run_dir", run_copy)
     assert_one_error(code, err, "model.tflite", "Permission denied")

@@ -42,8 +42,10 @@ def _config_from_args(args) -> Config:
     """The Config of a new run: Config's defaults with the given flags applied."""
     try:
         return Config(**_given_settings(args))
-    except ConfigError as e:  # name the flag: --epochs, or --set duration=...
-        raise LcnnError(f"{'--' if e.field in SETTING_FLAGS else '--set '}{e}") from None
+    except ConfigError as e:  # name the flag: --epochs, --rawboost, or --set duration=...
+        flag = _flag_of(e.field)
+        message = str(e).removeprefix(e.field) if flag == f"--{e.field}" else f" {e}"
+        raise LcnnError(f"{flag}{message}") from None
 
 
 def _resumed_config(args, run_dir: Path) -> Config:
@@ -63,13 +65,25 @@ def _resumed_config(args, run_dir: Path) -> Config:
     return dataclasses.replace(cfg, **runtime) if runtime else cfg
 
 
+# channel-augmentation flag -> Config field
+CHANNEL_FLAGS = {"codec": "augment_codec", "reverb": "augment_reverb",
+                 "telephone": "augment_telephone", "rawboost": "augment_rawboost",
+                 "variants": "augment_variants"}
+
+
 def _channel_settings(args) -> dict:
     """--codec, --reverb, --telephone, --rawboost, --variants as the Config fields they set
-    (only those given; Config checks them)."""
-    flags = {"augment_codec": args.codec or None, "augment_reverb": args.reverb or None,
-             "augment_telephone": args.telephone or None, "augment_rawboost": args.rawboost,
-             "augment_variants": args.variants}
-    return {field: value for field, value in flags.items() if value is not None}
+    (only those given: switches that are off count as not given; Config checks the values)."""
+    given = {field: getattr(args, flag) for flag, field in CHANNEL_FLAGS.items()}
+    return {field: value for field, value in given.items() if value not in (None, False)}
+
+
+def _flag_of(field: str | None) -> str:
+    """The train flag that sets a Config field: --epochs, --rawboost, or --set FIELD."""
+    if field in SETTING_FLAGS:
+        return f"--{field}"
+    flag = next((f for f, name in CHANNEL_FLAGS.items() if name == field), None)
+    return f"--{flag}:" if flag else "--set"
 
 
 def cmd_train(args) -> int:
@@ -204,22 +218,23 @@ def cmd_predict(args) -> int:
     from lcnn.detector.predict import iter_predictions, keras_scorer
 
     cfg = runs.load_config(args.run_dir)
-    cal, note = calibration.for_run(args.run_dir)
-    threshold, source = calibration.decision_threshold(cal, args.threshold)
-    if cal is not None and args.threshold is None:
-        source += f"; stored in {Path(args.run_dir) / calibration.CALIBRATION}"
-    if note:
-        print(f"lcnn predict: note: {note}", file=sys.stderr)
-    prior = cal.prior_fake if cal is not None else None
-    print(f"lcnn predict: threshold {threshold:.4f} on the raw score ({source}); columns: path, "
-          f"raw score (higher = more fake), LLR (bona fide vs spoof), P(fake) at prior {prior}, "
-          "verdict", file=sys.stderr)
     if args.tflite:
         from lcnn.detector.export import tflite_scorer
 
         scorer = tflite_scorer(args.tflite)
     else:
         scorer = keras_scorer(runs.load_model(args.run_dir))
+    # the model loaded: from here on only per-file errors go to stderr
+    cal, note = calibration.for_run(args.run_dir)
+    threshold, source = calibration.decision_threshold(cal, args.threshold)
+    if cal is not None and args.threshold is None:
+        source += f"; stored in {Path(args.run_dir) / calibration.CALIBRATION}"
+    if not args.json:  # each JSON object carries the threshold and its source instead
+        prior = cal.prior_fake if cal is not None else None
+        print(f"# threshold {threshold:.4f} on the raw score ({source})"
+              + (f"; {note}" if note else "")
+              + "\n# path\traw score (higher = more fake)\tLLR (bona fide vs spoof)\t"
+              f"P(fake) at prior {prior}\tverdict", flush=True)
     scored = 0
     for p in iter_predictions(scorer, args.paths, cfg):  # each file as soon as it is scored
         line = _prediction_line(p, threshold, args.json, cal, source)
