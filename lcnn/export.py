@@ -39,6 +39,7 @@ import numpy as np
 
 from lcnn import runs
 from lcnn.errors import LcnnError
+from lcnn.runtime import native_stderr_silenced
 
 if TYPE_CHECKING:  # lcnn.predict imports TensorFlow; a missing run should fail without it
     from lcnn.predict import Scorer
@@ -242,7 +243,8 @@ def tflite_scorer(path: str | Path, threads: int | None = None) -> Scorer:
                               f"got an array of shape {x.shape}")
         if shape[0] != len(x):
             interpreter.resize_tensor_input(inp["index"], [len(x), n_samples])
-            interpreter.allocate_tensors()
+            with native_stderr_silenced():  # TFLite logs its XNNPACK delegate here, always
+                interpreter.allocate_tensors()
             shape[0] = len(x)
         interpreter.set_tensor(inp["index"], x)
         interpreter.invoke()
