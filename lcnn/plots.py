@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy.stats import norm
@@ -216,14 +217,18 @@ def score_distributions(labels, scores, threshold: float = 0.5, groups=None,
         names = real_groups + sorted(set(groups[labels == 1]) - set(real_groups))
         fig = Figure(figsize=(6.4, 0.9 + 0.42 * len(names)), layout="constrained")
         ax = fig.subplots()
-        rng = np.random.default_rng(0)  # vertical jitter only, so dots do not hide each other
-        for row, name in enumerate(names):
-            keep = groups == name
-            color = CLASS_COLORS[int(labels[keep][0])]
-            ax.scatter(scores[keep], row + rng.uniform(-0.25, 0.25, keep.sum()), s=14,
-                       alpha=0.7, color=color)
-        ax.set_yticks(range(len(names)), names)
-        ax.set(ylim=(len(names) - 0.5, -0.5), title="Scores per group (blue real, red fake)")
+        # a strip plot: one row of dots per group, jittered vertically so they do not hide
+        # each other; coloured by the true class
+        state = np.random.get_state()  # seaborn's jitter draws from numpy's global generator:
+        np.random.seed(0)  # the same figure every time, and the caller's generator untouched
+        try:
+            sns.stripplot(x=scores, y=groups, hue=np.asarray(LABELS)[labels], order=names,
+                          hue_order=list(LABELS), jitter=0.25, size=4, alpha=0.7, orient="h",
+                          palette=dict(zip(LABELS, CLASS_COLORS, strict=True)), legend=False,
+                          ax=ax)
+        finally:
+            np.random.set_state(state)
+        ax.set(ylabel="", title="Scores per group (blue real, red fake)")
     ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.3g}")
     ax.set(xlabel=SCORE_LABEL, xlim=(-0.02, 1.02))
     ax.legend(loc="best")
