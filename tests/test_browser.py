@@ -5,7 +5,8 @@ downloaded). A JupyterLab server on 127.0.0.1 (free port, random token) serves c
 notebooks, so the learner's files are never touched. For each notebook: Run All Cells, then no
 cell may show an error or anything on stderr (tracebacks, TensorFlow logs), and the widgets must
 work: the clip player's audio element loads its clip, moving a SincExplorer slider redraws the
-plot, the score explorer shows a score. A screenshot per notebook goes to runs/browser/.
+plot, the score explorer shows a score; cells marked NBVAL_CHECK_OUTPUT print what the
+committed notebook stored. A screenshot per notebook goes to runs/browser/.
 
 Without Chromium the test is skipped, except with CI=true, where that is a failure.
 """
@@ -139,6 +140,26 @@ def _check_clean(page, name: str) -> None:
     assert broken.count() == 0, f"{name}: a widget or output did not render"
 
 
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+def _check_marked_outputs(page, name: str) -> None:
+    """Cells marked NBVAL_CHECK_OUTPUT show the text stored in the committed notebook (what
+    nbval checks when the notebooks run without a browser)."""
+    import nbformat
+
+    nb = nbformat.read(course.NOTEBOOKS / name, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code" or "NBVAL_CHECK_OUTPUT" not in cell.source:
+            continue
+        stored = "".join(o.get("text", "") for o in cell.get("outputs", [])
+                         if o.get("output_type") == "stream")
+        first_line = cell.source.splitlines()[1]  # the line after the marker
+        shown = _cell(page, first_line).first.locator(".jp-OutputArea").inner_text()
+        assert _words(shown) == _words(stored), f"{name}: {first_line!r} shows {shown!r}"
+
+
 def _screenshot(page, name: str, cell=None) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / name.replace(".ipynb", ".png")
@@ -213,6 +234,7 @@ def test_notebook_runs_clean_in_jupyterlab(page, lab, name):
         ran = _open_and_run_all(page, lab, name)
         _check_clean(page, name)
         assert ran, f"{name}: Run All Cells stopped early"
+        _check_marked_outputs(page, name)
         cell = WIDGETS[name](page) if name in WIDGETS else None
         _screenshot(page, name, cell)
     finally:
