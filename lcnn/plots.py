@@ -250,14 +250,18 @@ def filter_bank(low_hz, high_hz, init_low_hz=None, init_high_hz=None,
     fig = Figure(figsize=(6.4, 4.6), layout="constrained")
     ax = fig.subplots()
     rows = np.arange(low.size)
-    if init_low_hz is not None and init_high_hz is not None:
+    compared = init_low_hz is not None and init_high_hz is not None
+    if compared:
         i_low, i_high = np.asarray(init_low_hz, float), np.asarray(init_high_hz, float)
         # same row as the learned filter, so each band can be followed from start to end
         ax.hlines(rows, i_low[order], i_high[order], color="lightgrey", lw=4,
                   label="initial (mel-spaced)")
-    ax.hlines(rows, low[order], high[order], color="tab:purple", lw=1.6, label="learned")
+    # without initial cut-offs to compare with, these may be the initial ones themselves
+    name = "learned" if compared else "pass-band"
+    ax.hlines(rows, low[order], high[order], color="tab:purple", lw=1.6, label=name)
     top = sample_rate / 2 if sample_rate else max(high.max(), 1.0)
-    ax.set(xlabel="frequency (Hz)", ylabel="filter (sorted by learned centre)",
+    ax.set(xlabel="frequency (Hz)",
+           ylabel="filter (sorted by learned centre)" if compared else "filter (sorted by centre)",
            title="SincConv pass-bands", xlim=(0, top), ylim=(-1, low.size))
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3, axis="x")
