@@ -133,6 +133,10 @@ def cmd_run(args) -> int:
     if not paths:
         print(f"lcnn.course run: error: no notebooks in {folder}", file=sys.stderr)
         return 2
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"lcnn.course run: error: no such notebook: {', '.join(missing)}", file=sys.stderr)
+        return 2
     for path in paths:
         copy = out / path.name
         # quick-mode outputs never replace the course's; edited notebooks are never replaced
@@ -142,6 +146,8 @@ def cmd_run(args) -> int:
             continue
         from nbclient.exceptions import CellExecutionError
 
+        from lcnn.runs import atomic_write_bytes
+
         try:
             execute(path, copy)
         except CellExecutionError as e:
@@ -149,8 +155,8 @@ def cmd_run(args) -> int:
             print(f"lcnn.course run: error: {path}: a cell failed ({last}); "
                   f"the executed copy with the traceback is {copy}", file=sys.stderr)
             return 1
-        if back:
-            shutil.copyfile(copy, path)
+        if back and is_unedited(path):  # again: the learner may have edited it meanwhile
+            atomic_write_bytes(path, copy.read_bytes())
         elif not QUICK:
             print(f"   {path} differs from the committed notebook (your edits), so it was not "
                   f"overwritten; its executed copy is {copy}")

@@ -83,6 +83,11 @@ def test_a_failing_cell_is_one_line_and_the_copy_has_the_traceback(tmp_path):
     assert nb.cells[0].outputs[0].output_type == "error"
 
 
+def test_a_missing_notebook_is_one_line(tmp_path):
+    r = _course("run", "--notebooks", tmp_path, "99_none.ipynb")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "99_none.ipynb" in r.stderr
+
+
 def test_make_targets_call_the_same_entry_points():
     makefile = (ROOT / "Makefile").read_text()
     for target, command in [("course", "run"), ("test", "test"), ("lab", "lab")]:
