@@ -99,10 +99,15 @@ def committed(path: Path) -> str | None:
     return r.stdout if r.returncode == 0 else None
 
 
-def is_unedited(path: Path) -> bool:
-    """Whether the notebook's cells are exactly the committed ones (outputs may differ)."""
+def why_kept(path: Path) -> str | None:
+    """Why `run` must not overwrite the notebook, or None when its cells are exactly the
+    committed ones (outputs may differ)."""
     head = committed(path)
-    return head is not None and _sources(head) == _sources(path.read_text(encoding="utf-8"))
+    if head is None:
+        return "is not a committed file of a git repository"
+    if _sources(head) != _sources(path.read_text(encoding="utf-8")):
+        return "differs from the committed notebook (your edits)"
+    return None
 
 
 def execute(path: Path, out: Path, timeout: int = 1800) -> None:
@@ -140,7 +145,7 @@ def cmd_run(args) -> int:
     for path in paths:
         copy = out / path.name
         # quick-mode outputs never replace the course's; edited notebooks are never replaced
-        back = not QUICK and is_unedited(path)
+        back = not QUICK and why_kept(path) is None
         print(f"== {path}  ->  {copy}" + ("" if back else "  (notebook left as it is)"))
         if args.dry_run:
             continue
@@ -155,11 +160,11 @@ def cmd_run(args) -> int:
             print(f"lcnn.course run: error: {path}: a cell failed ({last}); "
                   f"the executed copy with the traceback is {copy}", file=sys.stderr)
             return 1
-        if back and is_unedited(path):  # again: the learner may have edited it meanwhile
+        reason = why_kept(path)  # again: the learner may have edited it meanwhile
+        if back and reason is None:
             atomic_write_bytes(path, copy.read_bytes())
         elif not QUICK:
-            print(f"   {path} differs from the committed notebook (your edits), so it was not "
-                  f"overwritten; its executed copy is {copy}")
+            print(f"   {path} {reason}, so it was not overwritten; its executed copy is {copy}")
     return 0
 
 

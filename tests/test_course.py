@@ -69,6 +69,7 @@ def test_run_outside_git_only_writes_copies(tmp_path):
     r = _course("run", "--notebooks", folder, "--out", tmp_path / "out", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (folder / "01_a.ipynb").read_text() == text
+    assert "not a committed file" in r.stdout
     assert _outputs(tmp_path / "out" / "01_a.ipynb") == ["hi\n"]
 
 
