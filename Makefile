@@ -1,13 +1,14 @@
 # Two commands do all set-up on a fresh machine:
 #   make course  - run the notebook series on the embedded demo corpus (figures + model)
-#   make test    - lint and run every test, notebooks included (quick mode)
+#   make test    - lint and run every test, notebooks and the browser test included (quick mode)
+# then `make lab` opens the course in JupyterLab. Each target calls `python -m lcnn.course`,
+# which is also the way without make (Windows): see README.md.
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
-NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: course test lint bench ablation demo-corpus clean
+.PHONY: course test lint lab bench ablation demo-corpus clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-course.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -15,22 +16,16 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 course: $(STAMP)
-	@if [ -n "$(NOTEBOOKS)" ]; then \
-	  for nb in $(NOTEBOOKS); do \
-	    echo "== $$nb"; \
-	    $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
-	      --ExecutePreprocessor.timeout=1800 $$nb || exit 1; \
-	  done; \
-	else \
-	  $(PY) -m lcnn train --data_path data/demo --run_dir runs/demo && \
-	  $(PY) -m lcnn evaluate --run_dir runs/demo --data_path data/demo --split testing; \
-	fi
+	$(PY) -m lcnn.course run
+
+test: $(STAMP)
+	$(PY) -m lcnn.course test
 
 lint: $(STAMP)
-	$(PY) -m ruff check lcnn tests bench tools
+	$(PY) -m lcnn.course lint
 
-test: $(STAMP) lint
-	LCNN_QUICK=1 $(PY) -m pytest -q tests $(if $(NOTEBOOKS),--nbval-lax $(NOTEBOOKS))
+lab: $(STAMP)
+	$(PY) -m lcnn.course lab
 
 bench: $(STAMP)
 	$(PY) bench/run.py

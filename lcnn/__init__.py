@@ -15,6 +15,10 @@ log-likelihood ratio and a probability of fake. ASVspoof's score files use the o
 direction (higher = more bona fide).
 """
 
+from lcnn.runtime import quiet_tensorflow
+
+quiet_tensorflow()  # before anything imports TensorFlow: no C++ log lines (lcnn/runtime.py)
+
 __version__ = "0.1.0"
 
 REAL, FAKE = 0, 1

@@ -1,8 +1,57 @@
-"""How TensorFlow runs on this machine: threads (and, later, its log output)."""
+"""How TensorFlow runs here: its threads, and no C++ log lines in notebook outputs or on the
+command line's stderr.
+
+`set_threads(n)` sets TensorFlow's thread pools (call it before TensorFlow runs anything).
+
+TensorFlow's C++ core logs through absl and TFLite through its own logger, both straight to
+file descriptor 2, past Python's sys.stderr. Two switches cover them:
+
+- `quiet_tensorflow()` sets TF_CPP_MIN_LOG_LEVEL=2 before TensorFlow loads (its INFO and WARNING
+  lines, absl's "All log messages before absl::InitializeLog()" among them). `import lcnn`
+  calls it, so it only has to come before `import tensorflow`; set TF_CPP_MIN_LOG_LEVEL=0
+  yourself to see everything again.
+- `native_stderr_silenced()` points descriptor 2 at the null device for a block of code, for
+  C++ lines no setting reaches (TFLite's "Created TensorFlow Lite XNNPACK delegate for CPU").
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import sys
+from collections.abc import Iterator
+
+
+def quiet_tensorflow() -> None:
+    """Hide TensorFlow's start-up and C++ INFO/WARNING lines (errors still show).
+
+    Takes effect only if TensorFlow has not been imported yet; a value the user set wins.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send whatever native code writes to file descriptor 2 to the null device meanwhile.
+
+    Python exceptions still propagate; only C/C++ writes to stderr are lost, so keep the block
+    small (one library call whose messages are known to be noise).
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no descriptor 2 (e.g. pythonw on Windows)
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def set_threads(n: int = 0) -> None:

@@ -108,6 +108,11 @@ def test_filter_plots_from_a_sinc_layer(tmp_path):
     ax = fig.axes[0]
     assert len(ax.collections) == 2  # initial and learned bands
     assert ax.get_xlim() == (0, 8000)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["initial (mel-spaced)",
+                                                                   "learned"]
+    alone = plots.filter_bank(low, high).axes[0]  # e.g. the bank before training: not "learned"
+    assert [t.get_text() for t in alone.get_legend().get_texts()] == ["pass-band"]
+    assert "learned" not in alone.get_ylabel()
     fig = plots.filter_responses(layer.filter_bank(), 16000, init_taps=layer.filter_bank(),
                                  max_filters=4, path=tmp_path / "resp.png")
     lines = fig.axes[0].get_lines()

@@ -17,9 +17,6 @@ from pathlib import Path
 from lcnn.config import MODELS, RUNTIME_FIELDS, Config
 from lcnn.errors import ConfigError, LcnnError
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up chatter
-
-
 # train flag -> Config field. The flags default to None ("not given"): the defaults live in
 # Config only, and --resume can tell a flag that was given from one that was not.
 SETTING_FLAGS = ("model", "epochs", "batch_size", "learning_rate", "patience", "seed", "threads")

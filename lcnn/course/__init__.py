@@ -1,9 +1,12 @@
-"""Settings the notebooks share: where the data, the runs and the figures live, and quick mode.
+"""The course: settings the notebooks share (where the data, runs and figures live; quick mode).
 
 Quick mode (environment variable LCNN_QUICK=1, set by `make test`) runs every notebook in a
 few seconds: fewer epochs and a subset of clips, and figures go to runs/quick/ so the committed
 figures in figures/ are only ever written by a full run (`make course`).
-Point LCNN_DATA at another dataset in the FoR layout (e.g. data/for-2seconds) to use it.
+Point LCNN_DATA at another dataset in the FoR layout (e.g. data/for-2sec) to use it.
+
+`python -m lcnn.course run|test|lint|lab` (lcnn/course/runner.py) are the commands behind
+`make course|test|lint|lab`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from lcnn.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = os.environ.get("LCNN_QUICK", "") not in ("", "0")
+NOTEBOOKS = ROOT / "notebooks"
+LINTED = ("lcnn", "tests", "bench", "tools")
 
 
 def data_path() -> Path:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy.stats import norm
@@ -229,14 +230,18 @@ def score_distributions(labels, scores, threshold: float = 0.5, groups=None,
         names = real_groups + sorted(set(groups[labels == 1]) - set(real_groups))
         fig = Figure(figsize=(6.4, 0.9 + 0.42 * len(names)), layout="constrained")
         ax = fig.subplots()
-        rng = np.random.default_rng(0)  # vertical jitter only, so dots do not hide each other
-        for row, name in enumerate(names):
-            keep = groups == name
-            color = CLASS_COLORS[int(labels[keep][0])]
-            ax.scatter(scores[keep], row + rng.uniform(-0.25, 0.25, keep.sum()), s=14,
-                       alpha=0.7, color=color)
-        ax.set_yticks(range(len(names)), names)
-        ax.set(ylim=(len(names) - 0.5, -0.5), title="Scores per group (blue real, red fake)")
+        # a strip plot: one row of dots per group, jittered vertically so they do not hide
+        # each other; coloured by the true class
+        state = np.random.get_state()  # seaborn's jitter draws from numpy's global generator:
+        np.random.seed(0)  # the same figure every time, and the caller's generator untouched
+        try:
+            sns.stripplot(x=scores, y=groups, hue=np.asarray(LABELS)[labels], order=names,
+                          hue_order=list(LABELS), jitter=0.25, size=4, alpha=0.7, orient="h",
+                          palette=dict(zip(LABELS, CLASS_COLORS, strict=True)), legend=False,
+                          ax=ax)
+        finally:
+            np.random.set_state(state)
+        ax.set(ylabel="", title="Scores per group (blue real, red fake)")
     ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.3g}")
     ax.set(xlabel=SCORE_LABEL, xlim=(-0.02, 1.02))
     ax.legend(loc="best")
@@ -304,14 +309,18 @@ def filter_bank(low_hz, high_hz, init_low_hz=None, init_high_hz=None,
     fig = Figure(figsize=(6.4, 4.6), layout="constrained")
     ax = fig.subplots()
     rows = np.arange(low.size)
-    if init_low_hz is not None and init_high_hz is not None:
+    compared = init_low_hz is not None and init_high_hz is not None
+    if compared:
         i_low, i_high = np.asarray(init_low_hz, float), np.asarray(init_high_hz, float)
         # same row as the learned filter, so each band can be followed from start to end
         ax.hlines(rows, i_low[order], i_high[order], color="lightgrey", lw=4,
                   label="initial (mel-spaced)")
-    ax.hlines(rows, low[order], high[order], color="tab:purple", lw=1.6, label="learned")
+    # without initial cut-offs to compare with, these may be the initial ones themselves
+    name = "learned" if compared else "pass-band"
+    ax.hlines(rows, low[order], high[order], color="tab:purple", lw=1.6, label=name)
     top = sample_rate / 2 if sample_rate else max(high.max(), 1.0)
-    ax.set(xlabel="frequency (Hz)", ylabel="filter (sorted by learned centre)",
+    ax.set(xlabel="frequency (Hz)",
+           ylabel="filter (sorted by learned centre)" if compared else "filter (sorted by centre)",
            title="SincConv pass-bands", xlim=(0, top), ylim=(-1, low.size))
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3, axis="x")

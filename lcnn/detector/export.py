@@ -40,6 +40,7 @@ import numpy as np
 from lcnn.detector import runs
 from lcnn.errors import ExportError
 from lcnn.io import atomic_path
+from lcnn.runtime import native_stderr_silenced
 
 if TYPE_CHECKING:  # lcnn.detector.predict imports TensorFlow; a missing run should fail without it
     from lcnn.detector.predict import Scorer
@@ -284,7 +285,8 @@ def tflite_scorer(path: str | Path, threads: int | None = None) -> Scorer:
         try:
             if shape[0] != len(x):
                 interpreter.resize_tensor_input(inp["index"], [len(x), n_samples])
-                interpreter.allocate_tensors()
+                with native_stderr_silenced():  # TFLite logs its XNNPACK delegate here
+                    interpreter.allocate_tensors()
                 shape[0] = len(x)
             interpreter.set_tensor(inp["index"], x)
             interpreter.invoke()
