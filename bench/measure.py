@@ -69,14 +69,14 @@ def compiled_pass(cfg: Config, batches: list, weights: dict | None):
 
 
 def training_ratio(data_path: Path, cfg: Config, rounds: int, warmup: int = 2,
-                   max_batches: int | None = None) -> dict:
+                   max_batches: int | None = None, matmul_n: int = MATMUL_N) -> dict:
     """The default model (cfg) against the seed design (cfg with model="seed") and TensorFlow's
     own matmul, in turns: the same cached batches, batch size and compiled step for both models.
 
     Per round: each model's clips/s over one pass of the batches, the default / seed ratio,
     and the default's training FLOP rate as a fraction of the matmul's, measured in that round.
     The first `warmup` passes (graph building, memory allocation) are not timed.
-    `max_batches` shortens each pass (for --quick).
+    `max_batches` and a smaller `matmul_n` shorten each round (for --quick).
     """
     from lcnn.detector.model import model_flops
 
@@ -86,7 +86,7 @@ def training_ratio(data_path: Path, cfg: Config, rounds: int, warmup: int = 2,
     models, fns = {}, {}
     for name, c in (("lcnn", cfg), ("seed", dataclasses.replace(cfg, model="seed"))):
         models[name], fns[name] = compiled_pass(c, batches, weights)
-    mm, mm_flops = matmuls()
+    mm, mm_flops = matmuls(matmul_n)
     times = interleaved({**fns, **mm}, rounds, warmup=warmup)
     speed = {k: [clips / t for t in times[k]] for k in fns}
     gflop = {k: model_flops(models[k], cfg) / 1e9 for k in models}
@@ -94,6 +94,7 @@ def training_ratio(data_path: Path, cfg: Config, rounds: int, warmup: int = 2,
     matmul_gflops = {k: [mm_flops / 1e9 / t for t in times[k]] for k in mm}
     return {
         "clips_per_pass": clips, "batch_size": cfg.batch_size, "rounds": rounds,
+        "matrix": matmul_n,
         "gflop_per_clip": gflop,
         "clips_per_s": {k: {**summary(v), "each": v} for k, v in speed.items()},
         "speedup_vs_seed": round_ratios(speed["lcnn"], speed["seed"]),

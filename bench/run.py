@@ -16,7 +16,8 @@ One process, 2 threads, on the demo corpus's 2-s clips at 16 kHz:
    bootstrap CI; batch inference and single-clip latency (Keras, both TFLite files), in turns.
 
 Writes bench/results.json and the results section of bench/README.md. `--quick` (2 epochs,
-2 rounds of one batch) is for checking the script; it writes runs/bench-quick/results.json only.
+2 rounds of one batch, a 2048 matmul) is for checking the script; it writes
+runs/bench-quick/results.json only.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def run(data_path: Path, out_dir: Path, rounds: int, epochs: int | None, compare
                "config": dataclasses.asdict(cfg), "rounds": rounds}
     print(f"training speed: default vs seed vs matmul, {rounds} rounds ...", flush=True)
     r["training_ratio"] = measure.training_ratio(
-        data_path, cfg, rounds, warmup=1 if batches else 2, max_batches=batches)
+        data_path, cfg, rounds, warmup=1 if batches else 2, max_batches=batches,
+        matmul_n=measure.MATMUL_N // 2 if batches else measure.MATMUL_N)
     print("data pipeline: files vs cache ...", flush=True)
     r["pipeline"] = measure.pipeline(data_path, cfg, rounds)
     r["runs"] = trainings(data_path, out_dir, cfg, compare_epochs)

@@ -77,7 +77,7 @@ def fake_results() -> dict:
     run = {"params": 1000, "gflop_per_clip": 0.1, "train_clips_per_s": s(200.0), "epochs": 3,
            "best_epoch": 2, "val_eer": 0.1, "test_eer": 0.2, "eer_by_attack": {"x": 0.3}}
     return {
-        "training_ratio": {"rounds": 5, "clips_per_pass": 320, "batch_size": 64,
+        "training_ratio": {"rounds": 5, "clips_per_pass": 320, "batch_size": 64, "matrix": 4096,
                            "speedup_vs_seed": s(8.5, 7.9, 9.0),
                            "clips_per_s": {"lcnn": s(350.0), "seed": s(41.0)},
                            "model_gflops": s(30.0), "flop_fraction_of_tf_matmul": s(0.5),
