@@ -134,3 +134,24 @@ def test_replace_section_keeps_the_text_around_it():
     assert new == f"intro\n{report.README_START}\nHEAD\n\nTABLE\n{report.README_END}\noutro\n"
     assert report.replace_section(new, "TABLE", "HEAD") == new
     assert report.replace_section("", "T", "H").count(report.README_START) == 1
+
+
+def test_uncached_pipeline_gives_make_datasets_batches():
+    """Decoding the files on every read must change only where the rows come from."""
+    import dataclasses
+    from pathlib import Path
+
+    from bench.measure import uncached_dataset
+    from lcnn.config import Config
+    from lcnn.detector import data
+
+    cfg = Config(batch_size=8)
+    clips = data.load_split(Path(common.ROOT, "data", "demo"), "training", cfg, progress=False)
+    few = dataclasses.replace(clips, audio=clips.audio[:20], lengths=clips.lengths[:20],
+                              labels=clips.labels[:20], files=clips.files[:20])
+    cached = list(data.make_dataset(few, cfg, training=True))
+    decoded = list(uncached_dataset(few, cfg))
+    assert len(cached) == len(decoded) == 3
+    for (x1, y1), (x2, y2) in zip(cached, decoded, strict=True):
+        np.testing.assert_array_equal(x1.numpy(), x2.numpy())
+        np.testing.assert_array_equal(y1.numpy(), y2.numpy())
