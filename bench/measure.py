@@ -13,7 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import THREADS, epoch_speeds, interleaved, round_ratios, summary
+from bench.common import (
+    THREADS,
+    bootstrap_eer_ci,
+    epoch_speeds,
+    interleaved,
+    round_ratios,
+    summary,
+)
 from lcnn.config import Config
 
 MATMUL_N = 4096
@@ -211,7 +218,6 @@ def testing_batches(data_path: Path, cfg: Config) -> tuple:
 def tflite_fidelity(run_dir: Path, labels: np.ndarray, batches: list[np.ndarray]) -> dict:
     """Export float32 and int8 TFLite files; their sizes and EERs on `testing`, how far the
     int8 scores are from the float ones, and the float EER's bootstrap CI."""
-    from bench.common import bootstrap_eer_ci
     from lcnn.detector.export import export_tflite, tflite_scorer
     from lcnn.metrics import compute_eer
 
