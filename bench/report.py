@@ -136,7 +136,8 @@ def results_table(r: dict) -> str:
 def header(r: dict) -> str:
     """One line saying which run the tables come from."""
     return (f"Latest run: `{r['command']}`, {r['date']}, TensorFlow {r['tensorflow']}, "
-            f"{r['threads']} threads on {r['cpus']} CPUs, load average "
+            f"{r['threads']} threads on {r['cpus']} CPUs ({r.get('cpu_model', 'unknown')}), "
+            "load average "
             f"{r['load_average_at_start'][0]:.1f} at start / "
             f"{r['load_average_at_end'][0]:.1f} at end, {r['seconds']:.0f} s.")
 

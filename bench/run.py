@@ -50,6 +50,16 @@ def trainings(data_path: Path, out_dir: Path, cfg: Config, compare_epochs: int) 
     return runs
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), so that runs on different machines are told apart."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")),
+                "unknown")
+
+
 def run(data_path: Path, out_dir: Path, rounds: int, epochs: int | None, compare_epochs: int,
         batches: int | None) -> dict:
     import tensorflow as tf
@@ -66,6 +76,7 @@ def run(data_path: Path, out_dir: Path, rounds: int, epochs: int | None, compare
     r: dict = {"command": "make bench (python -m bench.run)",
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "tensorflow": tf.__version__, "threads": THREADS, "cpus": os.cpu_count(),
+               "cpu_model": cpu_model(),
                "load_average_at_start": list(os.getloadavg()), "data": str(data_path),
                "config": dataclasses.asdict(cfg), "rounds": rounds}
     print(f"training speed: default vs seed vs matmul, {rounds} rounds ...", flush=True)
