@@ -28,10 +28,10 @@ lab: $(STAMP)
 	$(PY) -m lcnn.course lab
 
 bench: $(STAMP)
-	$(PY) bench/run.py
+	$(PY) -m bench.run
 
 ablation: $(STAMP)
-	$(PY) bench/ablation.py --seeds 42 43
+	$(PY) -m bench.ablation
 
 # Learners never need this: data/demo is committed. Needs the Debian packages that
 # tools/demo_corpus/prereqs.py lists (it prints the apt-get line when one is missing).

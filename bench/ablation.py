@@ -1,7 +1,7 @@
 """Ablations: front end, channel augmentation, and transfer to held-out attacks and speakers.
 
-Usage: .venv/bin/python bench/ablation.py [--data data/demo] [--seeds 42 43 44] [--quick]
-                                          [--tables front_end augment transfer]
+Usage (from the repository root): python -m bench.ablation [--data data/demo] [--seeds 42 43 44]
+                                     [--quick] [--tables front_end augment transfer]
 
 front_end: the default Config with a few front-end fields changed (see SETTINGS), trained
 with lcnn.detector.train.train (same epochs, augmentation, early stopping and seed) on the demo
@@ -35,17 +35,13 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
+
+from bench.common import ROOT, THREADS, atomic_write, epoch_speeds, summary, unseen_attacks
+from bench.report import update_readme
+from lcnn.config import Config
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import numpy as np  # noqa: E402
-from run import atomic_write, epoch_speeds, summary, unseen_attacks, update_readme  # noqa: E402
-
-from lcnn.config import Config  # noqa: E402
-
-THREADS = 2
 # (name, Config overrides). Stride x pool is the hop of the band envelopes in samples; the
 # "stride 4" setting keeps the default's frame rate (a 64-sample hop) with a 4x denser sinc.
 SETTINGS = [
@@ -293,7 +289,7 @@ def main() -> None:
     out_dir = ROOT / "runs" / ("ablation-quick" if args.quick else "ablation")
     unseen = unseen_attacks(args.data)
     started = time.perf_counter()
-    result = {"command": " ".join([".venv/bin/python bench/ablation.py", *sys.argv[1:]]),
+    result = {"command": " ".join(["python -m bench.ablation", *sys.argv[1:]]),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "tensorflow": tf.__version__, "threads": THREADS, "data": str(args.data),
               "config": dataclasses.asdict(base), "seeds": args.seeds, "unseen": unseen}

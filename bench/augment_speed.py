@@ -1,6 +1,6 @@
 """Training throughput with channel augmentation on vs off (cached copies, lcnn.detector.data).
 
-Usage: .venv/bin/python bench/augment_speed.py [--data data/demo] [--repeats 5]
+Usage (from the repository root): python -m bench.augment_speed [--data data/demo] [--repeats 5]
            [--kinds codec,reverb,rawboost] [--variants 4] [--cache_dir DIR]
 
 1. Builds the training split's augmented copies once (the one-off cost, in clips/s).
@@ -17,20 +17,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from run import THREADS, interleaved, summary  # noqa: E402
-
-from lcnn.config import Config  # noqa: E402
-from lcnn.io import atomic_write_text  # noqa: E402
+from bench.common import ROOT, THREADS, interleaved, summary
+from lcnn.config import Config
+from lcnn.io import atomic_write_text
 
 
 def augmented_config(cfg: Config, kinds: list[str], variants: int) -> Config:

@@ -1,7 +1,7 @@
 """Training and inference speed of the default model and the seed design, on random data.
 
-Usage: .venv/bin/python bench/model_speed.py [--steps 8] [--warmup 3] [--threads 2]
-                                             [--set sinc_stride=4 ...]
+Usage (from the repository root): python -m bench.model_speed [--steps 8] [--warmup 3]
+                                                              [--set sinc_stride=4 ...]
 
 Both models are measured in the same process, batch 64 of 2-s clips, so the ratio is fair
 even when other jobs share the CPU. Random data: this measures speed, not learning.
@@ -11,45 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-import time
-from pathlib import Path
+
+import numpy as np
+
+from bench.common import THREADS, parse_settings, random_batch, timed, turn_order
+from lcnn.config import Config
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from lcnn.config import Config  # noqa: E402
-from lcnn.detector.model import build_model, model_flops  # noqa: E402
-
-
-def parse_value(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def parse_overrides(items: list[str]) -> dict:
-    """["sinc_stride=4", ...] from the command line as Config overrides {"sinc_stride": 4}."""
-    return {k: parse_value(v) for k, v in (item.split("=", 1) for item in items)}
-
-
-def random_batch(cfg: Config, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One batch of quiet noise clips and random labels: enough to time a step."""
-    x = (0.1 * rng.standard_normal((cfg.batch_size, cfg.n_samples))).astype("float32")
-    y = rng.integers(0, 2, (cfg.batch_size, 1)).astype("float32")
-    return x, y
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def measure(configs: dict[str, tuple[Config, dict]], steps: int, warmup: int) -> dict:
@@ -58,11 +26,14 @@ def measure(configs: dict[str, tuple[Config, dict]], steps: int, warmup: int) ->
     Taking turns (model A, model B, model A, ...) exposes every model to the same
     background load, so the ratio stays fair on a CPU shared with other jobs.
     """
+    from lcnn.detector.model import build_model, model_flops
+    from lcnn.detector.train import compile_model
+
     rng = np.random.default_rng(0)
     runs = {}
     for name, (cfg, overrides) in configs.items():
         model = build_model(cfg, **overrides)
-        model.compile(optimizer="adam", loss="binary_crossentropy")
+        compile_model(model, cfg, steps_per_epoch=10)  # the optimizer and loss training uses
         x, y = random_batch(cfg, rng)
         train = lambda m=model, x=x, y=y: m.train_on_batch(x, y)  # noqa: E731
         infer = lambda m=model, x=x: m.predict_on_batch(x)  # noqa: E731
@@ -70,8 +41,8 @@ def measure(configs: dict[str, tuple[Config, dict]], steps: int, warmup: int) ->
             train(), infer()
         runs[name] = {"model": model, "cfg": cfg, "train": train, "infer": infer,
                       "train_s": [], "infer_s": []}
-    for _ in range(steps):
-        for run in runs.values():
+    for step in range(steps):
+        for run in (runs[name] for name in turn_order(list(runs), step)):
             run["train_s"].append(timed(run["train"]))
             run["infer_s"].append(timed(run["infer"]))
     results = {}
@@ -94,13 +65,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="Config overrides for the default model (an ablation)")
     args = parser.parse_args()
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    overrides = parse_overrides(args.set)
+    overrides = parse_settings(args.set)
+    from lcnn.runtime import set_threads
+
+    set_threads(args.threads)  # as training sets them: one op at a time
 
     cfg = Config()
     configs = {"lcnn": (cfg, overrides), "seed": (Config(model="seed"), {})}

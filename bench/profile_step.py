@@ -1,6 +1,7 @@
 """Where a training step's time goes: TensorFlow's profiler over a few steps, summed per layer.
 
-Usage: .venv/bin/python bench/profile_step.py [--steps 10] [--set sinc_stride=4 ...]
+Usage (from the repository root): python -m bench.profile_step [--steps 10] [--model seed]
+                                                               [--set sinc_stride=4 ...]
 
 Trains the default model (or one with Config overrides) on random data with
 `train_on_batch`, records `--steps` steps with `tf.profiler`, and prints each layer's share of
@@ -14,22 +15,15 @@ import argparse
 import collections
 import os
 import re
-import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
+from bench.common import THREADS, parse_settings, random_batch
+from lcnn.config import Config
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from model_speed import parse_overrides, random_batch  # noqa: E402
-
-from lcnn.config import Config  # noqa: E402
-from lcnn.detector.model import build_model  # noqa: E402
-from lcnn.detector.train import compile_model  # noqa: E402
-from lcnn.runtime import set_threads
 
 
 def op_times_ms(logdir: Path) -> collections.Counter:
@@ -63,10 +57,17 @@ def layer_of(op_name: str, layers: set[str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--model", default=Config.model, help="lcnn (default) or seed")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
     args = parser.parse_args()
-    overrides = parse_overrides(args.set)
-    cfg = Config(threads=2)
+    overrides = parse_settings(args.set)
+    import tensorflow as tf
+
+    from lcnn.detector.model import build_model
+    from lcnn.detector.train import compile_model
+    from lcnn.runtime import set_threads
+
+    cfg = Config(threads=THREADS, model=args.model)
     set_threads(cfg.threads)
     model = build_model(cfg, **overrides)
     compile_model(model, cfg, steps_per_epoch=10)

@@ -1,0 +1,157 @@
+"""The benchmark's pure helpers on made-up numbers: statistics, turns, targets, report."""
+
+from __future__ import annotations
+
+import statistics
+
+import numpy as np
+import pytest
+
+from bench import common, report
+
+
+def test_summary_matches_the_statistics_module():
+    values = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0]
+    s = common.summary(values)
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    assert s["median"] == statistics.median(values)
+    assert (s["min"], s["max"], s["n"]) == (1.0, 9.0, 7)
+    assert s["q1"] == pytest.approx(q1) and s["q3"] == pytest.approx(q3)
+
+
+def test_interleaved_takes_turns_in_alternating_order():
+    calls = []
+    fns = {name: (lambda n=name: calls.append(n)) for name in "abc"}
+    times = common.interleaved(fns, repeats=3, warmup=1)
+    assert calls == list("abc") + list("abc") + list("cba") + list("abc")
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3, "c": 3}
+
+
+def test_round_ratios_pair_rounds():
+    r = common.round_ratios([10.0, 20.0, 30.0], [5.0, 5.0, 10.0])
+    assert r["each"] == [2.0, 4.0, 3.0]
+    assert (r["median"], r["min"], r["max"]) == (3.0, 2.0, 4.0)
+    with pytest.raises(ValueError):
+        common.round_ratios([1.0], [1.0, 2.0])
+
+
+def test_bootstrap_ci_of_a_perfect_detector_is_zero():
+    labels = np.array([0] * 20 + [1] * 20)
+    scores = np.r_[np.linspace(0, 0.4, 20), np.linspace(0.6, 1, 20)]
+    assert common.bootstrap_eer_ci(labels, scores, n_boot=200) == (0.0, 0.0)
+
+
+def test_bootstrap_ci_brackets_the_eer_and_narrows_with_more_clips():
+    from lcnn.metrics import compute_eer
+
+    rng = np.random.default_rng(1)
+
+    def clips(n):
+        labels = np.repeat([0, 1], n)
+        return labels, rng.normal(labels * 1.0, 1.0)
+
+    small, large = clips(30), clips(300)
+    low, high = common.bootstrap_eer_ci(*small, n_boot=300)
+    assert low < compute_eer(*small)[0] < high
+    low_l, high_l = common.bootstrap_eer_ci(*large, n_boot=300)
+    assert high_l - low_l < (high - low) / 2  # width ~ 1/sqrt(n): 10x the clips, ~1/3
+
+
+def test_parse_settings_reads_json_values_and_refuses_unknown_fields():
+    assert common.parse_settings(["sinc_stride=4", "sinc_log=true", "focal_alpha=null",
+                                  "model=seed", "learning_rate=1e-3"]) == {
+        "sinc_stride": 4, "sinc_log": True, "focal_alpha": None, "model": "seed",
+        "learning_rate": 1e-3}
+    with pytest.raises(SystemExit, match="sinc_strid"):
+        common.parse_settings(["sinc_strid=4"])
+    with pytest.raises(SystemExit):
+        common.parse_settings(["sinc_stride"])
+
+
+def fake_results() -> dict:
+    def s(median, low=None, high=None):
+        low, high = low or median, high or median
+        return {"median": median, "min": low, "max": high, "q1": low, "q3": high, "n": 5,
+                "each": [low, median, high]}
+
+    run = {"params": 1000, "gflop_per_clip": 0.1, "train_clips_per_s": s(200.0), "epochs": 3,
+           "best_epoch": 2, "val_eer": 0.1, "test_eer": 0.2, "eer_by_attack": {"x": 0.3}}
+    return {
+        "training_ratio": {"rounds": 5, "clips_per_pass": 320, "batch_size": 64, "matrix": 4096,
+                           "speedup_vs_seed": s(8.5, 7.9, 9.0),
+                           "clips_per_s": {"lcnn": s(350.0), "seed": s(41.0)},
+                           "model_gflops": s(30.0), "flop_fraction_of_tf_matmul": s(0.5),
+                           "flop_fraction_of_numpy_matmul": s(0.2),
+                           "matmul_gflops": {"matmul_tensorflow": s(60.0),
+                                             "matmul_numpy": s(150.0)}},
+        "pipeline": {"uncached_epoch_s": s(0.4), "cached_epoch_s": s(0.2),
+                     "cache_speedup": s(2.0), "cache_speedup_no_augmentation": s(3.0),
+                     "pipeline_clips_per_s": s(1750.0)},
+        "inference": {"infer_clips_per_s": s(1000.0), "latency_ms_keras": s(5.0),
+                      "latency_ms_tflite_fp32": s(1.5), "latency_ms_tflite_int8": s(2.5)},
+        "tflite": {"fp32": {"bytes": 400_000, "test_eer": 0.20, "test_eer_ci95": (0.15, 0.25)},
+                   "int8": {"bytes": 170_000, "test_eer": 0.27,
+                            "score_error": {"median": 0.001, "max": 0.01}}},
+        "compare": {"lcnn": 0.25, "seed": 0.30},
+        "runs": {"lcnn": run, "seed, 6 epochs": run},
+        "unseen_attacks": ["x"],
+    }
+
+
+def test_ratios_and_targets_on_made_up_results():
+    r = fake_results()
+    ratio = report.ratios(r)
+    assert ratio["train_speedup_vs_seed"] == 8.5
+    assert ratio["int8_eer_outside_float_ci_pp"] == pytest.approx(2.0)  # 27% vs CI top 25%
+    assert ratio["pipeline_headroom"] == pytest.approx(5.0)
+    assert ratio["eer_gain_vs_seed_pp"] == pytest.approx(5.0)
+    passed = {t["key"]: t["pass"] for t in report.check_targets(ratio)}
+    assert passed["train_speedup_vs_seed"] and passed["cache_speedup"]  # 2.0 >= 2 holds
+    assert not passed["latency_ms_tflite_int8"] and not passed["int8_eer_outside_float_ci_pp"]
+    r["tflite"]["int8"]["test_eer"] = 0.16  # inside the CI now
+    assert report.ratios(r)["int8_eer_outside_float_ci_pp"] == 0.0
+
+
+def test_a_missing_value_fails_its_target():
+    rows = report.check_targets({})
+    assert len(rows) == len(report.TARGETS) and not any(t["pass"] for t in rows)
+
+
+def test_results_table_shows_rounds_spread_and_verdicts():
+    r = fake_results()
+    r["targets"] = report.check_targets(report.ratios(r))
+    table = report.results_table(r)
+    assert "Ratios per round: 7.90, 8.50, 9.00." in table
+    assert "| 8.50 | 7.90 - 9.00 | 7.90 - 9.00 |" in table
+    assert "20.0% (95% CI 15.0 - 25.0)" in table
+    assert "| int8 TFLite single-clip latency <= 2 ms (latency_ms_tflite_int8 <= 2) | 2.5 | " \
+           "**no** |" in table
+
+
+def test_replace_section_keeps_the_text_around_it():
+    text = f"intro\n{report.README_START}\nold\n{report.README_END}\noutro\n"
+    new = report.replace_section(text, "TABLE", "HEAD")
+    assert new == f"intro\n{report.README_START}\nHEAD\n\nTABLE\n{report.README_END}\noutro\n"
+    assert report.replace_section(new, "TABLE", "HEAD") == new
+    assert report.replace_section("", "T", "H").count(report.README_START) == 1
+
+
+def test_uncached_pipeline_gives_make_datasets_batches():
+    """Decoding the files on every read must change only where the rows come from."""
+    import dataclasses
+    from pathlib import Path
+
+    from bench.measure import uncached_dataset
+    from lcnn.config import Config
+    from lcnn.detector import data
+
+    cfg = Config(batch_size=8)
+    clips = data.load_split(Path(common.ROOT, "data", "demo"), "training", cfg, progress=False)
+    few = dataclasses.replace(clips, audio=clips.audio[:20], lengths=clips.lengths[:20],
+                              labels=clips.labels[:20], files=clips.files[:20])
+    cached = list(data.make_dataset(few, cfg, training=True))
+    decoded = list(uncached_dataset(few, cfg))
+    assert len(cached) == len(decoded) == 3
+    for (x1, y1), (x2, y2) in zip(cached, decoded, strict=True):
+        np.testing.assert_array_equal(x1.numpy(), x2.numpy())
+        np.testing.assert_array_equal(y1.numpy(), y2.numpy())
