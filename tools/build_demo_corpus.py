@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Rebuild the embedded demo corpus data/demo/ from installed Debian and PyPI packages.
 
-    python tools/build_demo_corpus.py            # writes data/demo/ (about 30 minutes, 2 cores)
+    python tools/build_demo_corpus.py            # writes data/demo/ (about 25 minutes, 2 cores)
 
 Learners never need this: the corpus is committed. The build is deterministic (fixed seeds,
 sorted inputs), writes into a temporary folder next to the target and swaps it in at the end.
@@ -112,8 +112,8 @@ def _vocoder(attack: str):
 
 
 def make_pair(job: tuple[str, str, object, str | None]):
-    """(name, attack, speech segment, cache folder) -> (real clip, fake clip), None if either
-    does not make a clip. Runs in a worker process."""
+    """(name, attack, speech segment, cache folder) -> (real clip, fake clip, whether the copy
+    came from the cache), None if either does not make a clip. Runs in a worker process."""
     import numpy as np
     from demo_corpus import chain
 
@@ -122,15 +122,17 @@ def make_pair(job: tuple[str, str, object, str | None]):
     if real is None:
         return None
     cached = Path(cache) / f"{attack}_{name}.npy" if cache else None
-    if cached is not None and cached.exists():
+    from_cache = cached is not None and cached.exists()
+    if from_cache:
         copy = np.load(cached)
     else:
         copy = _vocoder(attack)(segment, clip_rng(f"{attack}/{name}/vocoder"))
         if cached is not None:  # written under another name first: a killed build leaves
             np.save(cached.with_suffix(".tmp.npy"), copy)  # no half-written copy behind
             os.replace(cached.with_suffix(".tmp.npy"), cached)
-    fake = chain.make_clip(chain.g722_pass(copy), chain.RATE, clip_rng(f"{attack}/{name}"))
-    return None if fake is None else (real, fake)
+    copy = chain.g722_pass(chain.match_spectrum(copy[: len(segment)], segment))
+    fake = chain.make_clip(copy, chain.RATE, clip_rng(f"{attack}/{name}"))
+    return None if fake is None else (real, fake, from_cache)
 
 
 def _init_worker() -> None:
@@ -151,6 +153,7 @@ class Builder:
         self.unit = group_ids(self.recordings, english)
         self.split = assign_splits(self.unit.values())
         self.workers, self.cache = workers, cache
+        self.from_cache = 0  # vocoded copies taken from the cache
 
     def _candidates(self, split: str) -> dict[tuple[str, str], list]:
         """Usable recordings of a split per voice (speaker, language), in a seeded order."""
@@ -193,6 +196,7 @@ class Builder:
                                                 for r, a, s in batch])
                 for (rec, attack, _), result in zip(batch, results, strict=True):
                     if result is not None:
+                        self.from_cache += result[2]
                         name = f"{attack}_{rec.rec_id}"
                         voice_clips += [
                             Clip(self._row(rec, split, "real", "bonafide", rec.rec_id), result[0]),
@@ -265,10 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     tmp.mkdir(parents=True)
     try:
         print("vocoding and finishing clips ...", flush=True)
-        rows = write(Builder(args.workers, args.cache).run(), tmp)
+        builder = Builder(args.workers, args.cache)
+        rows = write(builder.run(), tmp)
         print("measuring cues and writing the data card ...", flush=True)
         card.write_card(tmp, rows, unseen=UNSEEN, unseen_speaker=UNSEEN_SPEAKER,
-                        build_seconds=time.time() - start)
+                        build_seconds=time.time() - start, from_cache=builder.from_cache)
         swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

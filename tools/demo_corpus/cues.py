@@ -26,8 +26,8 @@ CUES = (
     "high_band_ratio_db",  # 4-8 kHz: where the telephone band ended and vocoders differ most
     "flatness_above_6k",
     "odd_sample_share",  # least significant bit: 0.5 unless something shaped the quantisation
-    "distinct_values_log10",  # sample-value histogram: how many of the 65,536 levels occur
-    "missing_small_values",  # share of the levels -64..63 that never occur (histogram gaps)
+    "bit1_share",  # the same for the second bit (a 14-bit codec output would give 0)
+    "missing_small_values",  # sample-value histogram: share of the levels -64..63 never used
 )
 METADATA_FEATURES = ("speaker", "gender", "lang")  # one-hot columns for the cue classifier
 FRAME_SECONDS = 0.01
@@ -74,12 +74,18 @@ def measure(x: np.ndarray, sr: int) -> dict[str, float]:
 
 
 def measure_pcm(pcm: np.ndarray) -> dict[str, float]:
-    """Quantisation fingerprints of int16 samples: LSB and sample-value histogram."""
+    """Quantisation fingerprints of int16 samples: low bits and gaps in the sample-value
+    histogram near zero, where every clip (noise floor included) has many samples.
+
+    A clip that was once coarser (8 or 14 bits, or scaled after quantisation) leaves levels
+    or bit patterns unused. (A count of all distinct levels would mostly measure how wide the
+    amplitude distribution is, not the quantisation.)
+    """
     values = pcm.astype(np.int64)
-    small = np.unique(values[np.abs(values + 0.5) < 64])
+    small = np.unique(values[(values >= -64) & (values < 64)])
     return {
-        "odd_sample_share": float(np.mean(values % 2)),
-        "distinct_values_log10": float(np.log10(len(np.unique(values)))),
+        "odd_sample_share": float(np.mean(values & 1)),
+        "bit1_share": float(np.mean((values >> 1) & 1)),
         "missing_small_values": 1.0 - len(small) / 128.0,
     }
 
