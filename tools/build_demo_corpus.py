@@ -31,7 +31,7 @@ SPLITS = ("training", "validation", "testing")
 GROUP_SHARES = {"training": 0.6, "validation": 0.2, "testing": 0.2}
 # Real clips per voice (speaker + language) and split; every real clip gets one vocoded copy
 # of the same recording, so each voice, language and gender has as many fakes as real clips.
-PER_VOICE = {"training": 60, "validation": 20, "testing": 30}
+PER_VOICE = {"training": 75, "validation": 25, "testing": 30}
 SEEN = ("hifigan-universal", "world", "griffin-lim", "lpc")
 UNSEEN = "lpcnet"  # the neural vocoder that only appears in testing
 # Attack of the k-th copy of a voice, cycling: in testing a third of the copies are unseen.
