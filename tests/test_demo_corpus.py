@@ -32,19 +32,19 @@ def measured(rows) -> list[dict[str, float]]:
 
 
 def test_layout_and_format():
-    wavs = sorted(DEMO.glob("*/*/*.wav"))
-    assert wavs, "no clips under data/demo"
-    assert {p.parent.parent.name for p in wavs} == set(SPLITS)
-    assert {p.parent.name for p in wavs} == {"real", "fake"}
-    for path in wavs:
+    clips = sorted(DEMO.glob("*/*/*.*"))
+    assert clips, "no clips under data/demo"
+    assert {p.parent.parent.name for p in clips} == set(SPLITS)
+    assert {p.parent.name for p in clips} == {"real", "fake"}
+    for path in clips:
         info = sf.info(str(path))
         where = path.relative_to(DEMO)
-        assert (info.format, info.subtype) == ("WAV", "PCM_16"), where
+        assert (info.format, info.subtype) == ("FLAC", "PCM_16"), where
         assert (info.samplerate, info.channels, info.frames) == (16000, 1, 32000), where
     # what git holds: the decoded-clip cache that training writes next to the data is not
     total = sum(p.stat().st_size for p in DEMO.rglob("*")
                 if p.is_file() and ".lcnn-cache" not in p.parts)
-    assert total <= 40 * 1024 * 1024
+    assert total <= 60 * 1024 * 1024
 
 
 def test_counts_are_balanced_and_large_enough(rows):
@@ -55,12 +55,13 @@ def test_counts_are_balanced_and_large_enough(rows):
         real, fake = n[(split, "real")], n[(split, "fake")]
         assert real >= 30 and fake >= 30, (split, real, fake)
         assert abs(real - fake) <= 0.1 * (real + fake), (split, real, fake)
+    assert n[("testing", "real")] + n[("testing", "fake")] >= 300
     for label in ("real", "fake"):  # training gets the most
         assert n[("training", label)] > max(n[("validation", label)], n[("testing", label)])
 
 
 def test_metadata_matches_files_on_disk(rows):
-    on_disk = {p.relative_to(DEMO).as_posix() for p in DEMO.glob("*/*/*.wav")}
+    on_disk = {p.relative_to(DEMO).as_posix() for p in DEMO.glob("*/*/*.*")}
     listed = [r["file"] for r in rows]
     assert len(listed) == len(set(listed)), "a file is listed twice"
     assert set(listed) == on_disk
@@ -68,7 +69,8 @@ def test_metadata_matches_files_on_disk(rows):
         split, label, _ = r["file"].split("/")
         assert (r["split"], r["label"]) == (split, label), r["file"]
         assert (r["attack"] == "bonafide") == (label == "real"), r["file"]
-        for column in ("source", "speaker", "text_id", "recording", "licence"):
+        for column in ("source", "speaker", "gender", "lang", "text_id", "recording",
+                       "licence"):
             assert r[column], (r["file"], column)
 
 
@@ -96,14 +98,47 @@ def test_nothing_is_shared_between_splits(rows, column):
     assert not shared, f"{column} in several splits: {sorted(shared)[:5]}"
 
 
-def test_simple_cues_do_not_separate_the_classes(rows, measured):
-    """A logistic regression on level, silence, DC and roll-off cues must stay near chance."""
+@pytest.mark.parametrize("column", ["speaker", "gender", "lang"])
+def test_each_speaker_gender_and_language_has_both_classes_alike(rows, column):
+    """Real and fake clips are balanced per speaker, gender and language, in every split."""
+    n = defaultdict(lambda: defaultdict(int))
+    for r in rows:
+        n[(r["split"], r[column])][r["label"]] += 1
+    for key, count in n.items():
+        share = count["fake"] / (count["fake"] + count["real"])
+        assert 0.45 <= share <= 0.55, (key, dict(count))
+
+
+def test_fakes_copy_real_recordings_of_their_own_split(rows):
+    """Every fake is a vocoded copy of a real recording that is in the same split."""
+    real = {(r["recording"], r["speaker"], r["split"]) for r in rows if r["label"] == "real"}
+    for r in rows:
+        if r["label"] == "fake":
+            assert (r["recording"], r["speaker"], r["split"]) in real, r["file"]
+
+
+def _cue_auc(rows, measured, with_metadata: bool) -> float:
     train = [i for i, r in enumerate(rows) if r["split"] == "training"]
     test = [i for i, r in enumerate(rows) if r["split"] == "testing"]
     label = [int(r["label"] == "fake") for r in rows]
-    auc = cues.cue_auc([measured[i] for i in train], [label[i] for i in train],
-                       [measured[i] for i in test], [label[i] for i in test])
+    meta = ([rows[i] for i in train], [rows[i] for i in test]) if with_metadata else ()
+    return cues.cue_auc([measured[i] for i in train], [label[i] for i in train],
+                        [measured[i] for i in test], [label[i] for i in test], *meta)
+
+
+@pytest.mark.parametrize("with_metadata", [False, True], ids=["cues", "cues+speaker"])
+def test_simple_cues_do_not_separate_the_classes(rows, measured, with_metadata):
+    """A logistic regression on level, silence, DC, band-energy, flatness and quantisation
+    cues (and on speaker, gender and language) must stay near chance on testing."""
+    auc = _cue_auc(rows, measured, with_metadata)
     assert auc <= 0.60, f"cue classifier ROC-AUC {auc:.3f} on testing: the corpus has a shortcut"
+
+
+def test_cue_classifier_finds_a_planted_shortcut(rows, measured):
+    """The audit can fail: the same classifier catches a cue that does give the class away."""
+    planted = [m | {"rms_dbfs": m["rms_dbfs"] + (0.3 if r["label"] == "fake" else 0.0)}
+               for m, r in zip(measured, rows, strict=True)]
+    assert _cue_auc(rows, planted, with_metadata=True) > 0.9
 
 
 @pytest.mark.parametrize("cue", [c for c in cues.CUES if c != "duration_s"])

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Rebuild the embedded demo corpus data/demo/ from installed Debian and PyPI packages.
 
-    python tools/build_demo_corpus.py            # writes data/demo/ (about 10 minutes, 2 cores)
+    python tools/build_demo_corpus.py            # writes data/demo/ (about 25 minutes, 2 cores)
 
 Learners never need this: the corpus is committed. The build is deterministic (fixed seeds,
 sorted inputs), writes into a temporary folder next to the target and swaps it in at the end.
@@ -13,72 +13,39 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import multiprocessing
 import os
 import shutil
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from demo_corpus import prereqs  # first: it caps the thread count before numpy loads
 
 REPO = Path(__file__).resolve().parent.parent
-SEED = 20261130
+SEED = 20261202
 SPLITS = ("training", "validation", "testing")
 GROUP_SHARES = {"training": 0.6, "validation": 0.2, "testing": 0.2}
-PER_CLASS = {"training": 160, "validation": 50, "testing": 60}  # clips per class and split
-UNSEEN = "festival-hts"  # the attack family that only appears in testing
-UNSEEN_IN_TESTING = 18
-MIN_TTS_WORDS = 6  # shorter prompts rarely fill two seconds of speech
-# The codec2 recordings are few and long: each one goes to a split chosen here, so that
-# every split has some male and some non-asterisk speech.
-CODEC2_SPLIT = {
-    "codec2_ve9qrp": "training",
-    "codec2_speech_orig_16k": "validation",
-    "codec2_big_dog": "validation",
-    "codec2_all": "testing",
-}
-# Share of each real voice source among real clips, and among the recordings that the
-# vocoders copy. TTS speaks English only, so real clips lean on English and the vocoders on
-# the other languages, which keeps the language mix of the two classes close.
-REAL_WEIGHTS = {"en/allison_smith": 0.45, "en/codec2": 0.15, "es/allison_smith": 0.10,
-                "fr/june_wallack": 0.10, "it/menardi_it": 0.10, "fr/armelle_desjardins": 0.10}
-VOCODER_WEIGHTS = {"en/allison_smith": 0.0, "en/codec2": 0.10, "es/allison_smith": 0.225,
-                   "fr/june_wallack": 0.225, "it/menardi_it": 0.225,
-                   "fr/armelle_desjardins": 0.225}
-
-
-@dataclass(frozen=True)
-class Family:
-    """One attack family: a TTS engine with its voices, or a vocoder."""
-
-    name: str
-    kind: str  # "tts" or "vocoder"
-    voices: tuple[str, ...] = ()
-
-
-FAMILIES = (
-    Family("piper-vits", "tts", ("joe",)),
-    # flite's slt is the one female voice among its five: used more so that the fake class
-    # is not mostly male while the real one is mostly female.
-    Family("flite", "tts", ("slt", "awb", "slt", "rms", "slt", "kal16")),
-    Family("festival-diphone", "tts", ("kal_diphone",)),
-    Family("espeak-ng", "tts", ("en-us+f3", "en-gb+f2", "en-us+f4", "en+f1", "en-us+m3")),
-    Family("festival-hts", "tts", ("cmu_us_slt_arctic_hts",)),
-    Family("world", "vocoder"),
-    Family("griffin-lim", "vocoder"),
-    Family("lpc", "vocoder"),
-)
+# Real clips per voice (speaker + language) and split; every real clip gets one vocoded copy
+# of the same recording, so each voice, language and gender has as many fakes as real clips.
+PER_VOICE = {"training": 75, "validation": 25, "testing": 30}
+SEEN = ("hifigan-universal", "world", "griffin-lim", "lpc")
+UNSEEN = "lpcnet"  # the neural vocoder that only appears in testing
+# Attack of the k-th copy of a voice, cycling: in testing a third of the copies are unseen.
+CYCLE = {"training": SEEN, "validation": SEEN,
+         "testing": (UNSEEN, SEEN[0], SEEN[1], UNSEEN, SEEN[2], SEEN[3])}
+UNSEEN_SPEAKER = "ivrvoice_ru"  # a voice that only appears in testing, in both classes
 
 
 @dataclass
 class Clip:
-    """A finished clip and its metadata row."""
+    """A finished clip (int16 at 16 kHz) and its metadata row."""
 
     row: dict[str, str]
-    audio: object = field(repr=False)
+    audio: object
 
 
 def clip_rng(name: str):
@@ -88,8 +55,9 @@ def clip_rng(name: str):
     return np.random.default_rng([SEED, zlib.crc32(name.encode())])
 
 
-def group_ids(recordings, texts: dict[str, str]) -> dict[str, str]:
-    """Prompt name -> split unit. Prompts that share a text or identical audio are one unit."""
+def group_ids(recordings, english: dict[str, str]) -> dict[str, str]:
+    """Prompt name -> split unit. Prompts that share an English text or identical audio are one
+    unit; a prompt's recordings in all languages share its name, hence its unit."""
     from demo_corpus.sources import normalise_text
 
     parent: dict[str, str] = {}
@@ -106,9 +74,8 @@ def group_ids(recordings, texts: dict[str, str]) -> dict[str, str]:
         parent[rb] = ra
 
     first_seen: dict[str, str] = {}
-    for stem, text in sorted(texts.items()):
-        key = "text:" + normalise_text(text)
-        union(stem, first_seen.setdefault(key, stem))
+    for stem, text in sorted(english.items()):
+        union(stem, first_seen.setdefault("text:" + normalise_text(text), stem))
     for rec in recordings:
         key = "audio:" + hashlib.sha1(rec.audio.tobytes()).hexdigest()
         union(rec.group, first_seen.setdefault(key, rec.group))
@@ -129,178 +96,130 @@ def assign_splits(units: Iterable[str]) -> dict[str, str]:
     return split
 
 
-def quotas(total: int, weights: dict[str, float]) -> dict[str, int]:
-    """Integer shares of `total` proportional to `weights` (largest remainders)."""
-    raw = {k: total * w / sum(weights.values()) for k, w in weights.items()}
-    out = {k: int(v) for k, v in raw.items()}
-    for k in sorted(raw, key=lambda k: out[k] - raw[k])[: total - sum(out.values())]:
-        out[k] += 1
-    return out
+_VOCODERS: dict = {}
 
 
-def fill(total: int, weights: dict[str, float],
-         candidates: dict[str, Iterator[Clip]]) -> list[Clip]:
-    """Take clips from each source up to its quota; sources that run dry leave room to others."""
-    want = quotas(total, {k: w for k, w in weights.items() if k in candidates})
-    taken: list[Clip] = []
-    for key in want:
-        taken += [c for _, c in zip(range(want[key]), candidates[key], strict=False)]
-    while len(taken) < total:
-        before = len(taken)
-        for key in want:
-            clip = next(candidates[key], None)
-            if clip is not None and len(taken) < total:
-                taken.append(clip)
-        if len(taken) == before:
-            raise SystemExit(f"not enough source material: {len(taken)} of {total} clips")
-    return taken
+def _vocoder(attack: str):
+    """The vocoder of an attack, made once per worker process (the neural ones load weights)."""
+    from demo_corpus import vocoders
+
+    if attack not in _VOCODERS:
+        _VOCODERS[attack] = {
+            "world": lambda: vocoders.world, "griffin-lim": lambda: vocoders.griffin_lim,
+            "lpc": lambda: vocoders.lpc, "hifigan-universal": lambda: vocoders.HiFiGAN(),
+            "lpcnet": lambda: vocoders.LPCNet()}[attack]()
+    return _VOCODERS[attack]
+
+
+def make_pair(job: tuple[str, str, object, str | None]):
+    """(name, attack, speech segment, cache folder) -> (real clip, fake clip, whether the copy
+    came from the cache), None if either does not make a clip. Runs in a worker process."""
+    import numpy as np
+    from demo_corpus import chain
+
+    name, attack, segment, cache = job
+    real = chain.make_clip(segment, chain.RATE, clip_rng(f"real/{name}"))
+    if real is None:
+        return None
+    cached = Path(cache) / f"{attack}_{name}.npy" if cache else None
+    from_cache = cached is not None and cached.exists()
+    if from_cache:
+        copy = np.load(cached)
+    else:
+        copy = _vocoder(attack)(segment, clip_rng(f"{attack}/{name}/vocoder"))
+        if cached is not None:  # written under another name first: a killed build leaves
+            np.save(cached.with_suffix(".tmp.npy"), copy)  # no half-written copy behind
+            os.replace(cached.with_suffix(".tmp.npy"), cached)
+    copy = chain.g722_pass(chain.match_spectrum(copy[: len(segment)], segment))
+    fake = chain.make_clip(copy, chain.RATE, clip_rng(f"{attack}/{name}"))
+    return None if fake is None else (real, fake, from_cache)
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
 
 
 class Builder:
-    """Makes every clip of the corpus in memory; `write` puts them on disk."""
+    """Chooses the recordings of every split and makes the clips in a pool of processes."""
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int, cache: Path | None) -> None:
+        from demo_corpus import chain, sources
+
+        self.chain, self.sources = chain, sources
+        english = sources.read_transcript(sources.SPEAKERS[0].transcript)
+        self.recordings = [r for s in sources.SPEAKERS for r in sources.recordings(s)]
+        self.unit = group_ids(self.recordings, english)
+        self.split = assign_splits(self.unit.values())
+        self.workers, self.cache = workers, cache
+        self.from_cache = 0  # vocoded copies taken from the cache
+
+    def _candidates(self, split: str) -> dict[tuple[str, str], list]:
+        """Usable recordings of a split per voice (speaker, language), in a seeded order."""
         import numpy as np
-        from demo_corpus import chain, sources, tts
 
-        self.np, self.chain, self.tts = np, chain, tts
-        self.texts = sources.read_transcripts()
-        self.recordings = [r for s in sources.ASTERISK_SPEAKERS
-                           for r in sources.asterisk_recordings(s)]
-        self.recordings += sources.codec2_recordings(self._codec2_starts)
-        self.unit = group_ids([r for r in self.recordings if r.source != "codec2-examples"],
-                              self.texts)
+        out: dict[tuple[str, str], list] = {}
         for rec in self.recordings:
-            rec.group = self.unit.get(rec.group, rec.group)
-        self.split = assign_splits(u for u in self.unit.values())
-        self.split.update(CODEC2_SPLIT)
-        self.piper = tts.Piper()
-        self.engines: dict[str, Callable] = {
-            "piper-vits": self.piper, "flite": tts.flite, "festival-diphone": tts.festival,
-            "festival-hts": tts.festival, "espeak-ng": tts.espeak}
-
-    def _codec2_starts(self, audio, sr: int) -> list[int]:
-        """Speech onsets at least 2.7 s apart, so the pieces of a recording do not overlap."""
-        starts: list[int] = []
-        for onset in self.chain.onsets(audio, sr):
-            if not starts or onset - starts[-1] >= int(2.7 * sr):
-                starts.append(onset)
-        return starts
-
-    def _finish(self, name: str, audio, sr: int):
-        return self.chain.make_clip(audio, sr, clip_rng(name))
-
-    def _source_key(self, rec) -> str:
-        return f"{rec.lang}/{'codec2' if rec.source == 'codec2-examples' else rec.speaker}"
-
-    def _by_source(self, split: str, family: str) -> dict[str, list]:
-        """Usable real recordings of a split per voice source, in a per-family seeded order."""
-        out: dict[str, list] = {}
-        for rec in self.recordings:
-            if self.split[rec.group] == split and rec.usable:
-                out.setdefault(self._source_key(rec), []).append(rec)
-        rng = self.np.random.default_rng([SEED, zlib.crc32(f"{split}/{family}".encode())])
-        return {k: [v[i] for i in rng.permutation(len(v))] for k, v in sorted(out.items())}
-
-    def _row(self, rec, split: str, label: str, attack: str, generator: str, text: str) -> dict:
-        return {"split": split, "label": label, "attack": attack, "source": rec.source,
-                "speaker": rec.speaker, "lang": rec.lang, "text_id": rec.group,
-                "recording": rec.rec_id, "generator": generator, "text": text,
-                "origin": rec.origin, "licence": rec.licence}
-
-    def _text_of(self, rec) -> str:
-        """The words of an English asterisk prompt; other languages have no transcript here."""
-        if rec.lang != "en" or rec.source == "codec2-examples":
-            return ""
-        return self.texts.get(Path(rec.origin).stem, "")
-
-    def real_clips(self, split: str) -> list[Clip]:
-        def gen(recs) -> Iterator[Clip]:
-            for rec in recs:
-                row = self._row(rec, split, "real", "bonafide", "human", self._text_of(rec))
-                row["file"] = f"{split}/real/{rec.rec_id}.wav"
-                yield Clip(row, rec.clip)
-
-        groups = self._by_source(split, "real")
-        return fill(PER_CLASS[split], REAL_WEIGHTS, {k: gen(v) for k, v in groups.items()})
-
-    def vocoded(self, split: str, family: str, count: int) -> list[Clip]:
-        from demo_corpus import vocoders
-
-        vocoder = {"world": vocoders.world, "griffin-lim": vocoders.griffin_lim,
-                   "lpc": vocoders.lpc}[family]
-
-        def gen(recs) -> Iterator[Clip]:
-            for rec in recs:
-                name = f"{family}_{rec.rec_id}"
-                audio, sr = vocoder(rec.audio, rec.sr, clip_rng(name + "/vocoder"))
-                clip = self._finish(name, audio, sr)
-                if clip is not None:
-                    row = self._row(rec, split, "fake", family, family, self._text_of(rec))
-                    row["file"] = f"{split}/fake/{name}.wav"
-                    yield Clip(row, clip)
-
-        groups = self._by_source(split, family)
-        return fill(count, VOCODER_WEIGHTS, {k: gen(v) for k, v in groups.items()})
-
-    def synthesised(self, split: str, fam: Family, count: int) -> list[Clip]:
-        stems = sorted(s for s, t in self.texts.items()
-                       if self.split[self.unit[s]] == split and len(t.split()) >= MIN_TTS_WORDS)
-        rng = self.np.random.default_rng([SEED, zlib.crc32(f"{split}/{fam.name}".encode())])
-        out: list[Clip] = []
-        for i in rng.permutation(len(stems)):
-            if len(out) == count:
-                break
-            stem, voice = stems[i], fam.voices[len(out) % len(fam.voices)]
-            audio, sr = self.engines[fam.name](self.texts[stem], voice)
-            name = f"{fam.name}_{voice.replace('+', '-')}_{stem}"
-            clip = self._finish(name, audio, sr)
-            if clip is None:
+            voice = (rec.speaker.name, rec.speaker.lang)
+            if self.split[self.unit[rec.group]] != split:
                 continue
-            out.append(Clip({
-                "file": f"{split}/fake/{name}.wav", "split": split, "label": "fake",
-                "attack": fam.name, "source": "tts", "speaker": f"{fam.name}:{voice}",
-                "lang": "en", "text_id": self.unit[stem], "recording": name,
-                "generator": f"{fam.name}:{voice}", "text": self.texts[stem], "origin": "",
-                "licence": "generated"}, clip))
-        if len(out) < count:
-            raise SystemExit(f"{fam.name}: only {len(out)} of {count} clips in {split}")
-        return out
+            if rec.speaker.name == UNSEEN_SPEAKER and split != "testing":
+                continue
+            out.setdefault(voice, []).append(rec)
+        rng = np.random.default_rng([SEED, zlib.crc32(split.encode())])
+        return {v: [recs[i] for i in rng.permutation(len(recs))] for v, recs in sorted(out.items())}
 
-    def fake_clips(self, split: str) -> list[Clip]:
-        seen = [f for f in FAMILIES if f.name != UNSEEN]
-        total = PER_CLASS[split]
-        out: list[Clip] = []
-        if split == "testing":
-            unseen = next(f for f in FAMILIES if f.name == UNSEEN)
-            out += self.synthesised(split, unseen, UNSEEN_IN_TESTING)
-            total -= UNSEEN_IN_TESTING
-        for fam, count in quotas(total, {f.name: 1.0 for f in seen}).items():
-            family = next(f for f in seen if f.name == fam)
-            if family.kind == "tts":
-                out += self.synthesised(split, family, count)
-            else:
-                out += self.vocoded(split, fam, count)
-            print(f"  {split}: {fam} {count}", flush=True)
-        return out
+    def _row(self, rec, split: str, label: str, attack: str, name: str) -> dict[str, str]:
+        s = rec.speaker
+        return {"file": f"{split}/{label}/{name}.flac", "split": split, "label": label,
+                "attack": attack, "source": s.package, "speaker": s.name, "gender": s.gender,
+                "lang": s.lang, "text_id": self.unit[rec.group], "recording": rec.rec_id,
+                "generator": "human" if label == "real" else attack, "text": rec.text,
+                "origin": rec.origin, "licence": s.licence}
 
-    def run(self) -> list[Clip]:
-        for rec in self.recordings:  # one pass decides which recordings fill a clip
-            rec.clip = self._finish(f"real_{rec.rec_id}", rec.audio, rec.sr)
-            rec.usable = rec.clip is not None
+    def split_clips(self, split: str, pool) -> list[Clip]:
         clips: list[Clip] = []
-        for split in SPLITS:
-            clips += self.real_clips(split)
-            clips += self.fake_clips(split)
+        want = PER_VOICE[split]
+        cycle = CYCLE[split]
+        for voice, recs in self._candidates(split).items():
+            jobs, voice_clips = [], []
+            for rec in recs:
+                segment = self.chain.speech_segment(rec.audio, rec.sr)
+                if segment is not None:
+                    jobs.append((rec, cycle[len(jobs) % len(cycle)], segment))
+            done = 0  # jobs sent to the pool; more are sent when some make no clip
+            while len(voice_clips) < 2 * want and done < len(jobs):
+                batch = jobs[done : done + want - len(voice_clips) // 2]
+                done += len(batch)
+                results = pool.imap(make_pair, [(r.rec_id, a, s, self.cache and str(self.cache))
+                                                for r, a, s in batch])
+                for (rec, attack, _), result in zip(batch, results, strict=True):
+                    if result is not None:
+                        self.from_cache += result[2]
+                        name = f"{attack}_{rec.rec_id}"
+                        voice_clips += [
+                            Clip(self._row(rec, split, "real", "bonafide", rec.rec_id), result[0]),
+                            Clip(self._row(rec, split, "fake", attack, name), result[1])]
+            pairs = len(voice_clips) // 2
+            clips += voice_clips
+            print(f"  {split} {voice[0]}/{voice[1]}: {pairs} pairs", flush=True)
+            if pairs < want:
+                raise SystemExit(f"{split} {voice}: only {pairs} of {want} clip pairs")
         return clips
 
+    def run(self) -> list[Clip]:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(self.workers, initializer=_init_worker) as pool:
+            return [c for split in SPLITS for c in self.split_clips(split, pool)]
 
-COLUMNS = ("file", "split", "label", "attack", "source", "speaker", "lang", "text_id",
+
+COLUMNS = ("file", "split", "label", "attack", "source", "speaker", "gender", "lang", "text_id",
            "recording", "generator", "text", "origin", "licence")
 
 
 def write(clips: list[Clip], folder: Path) -> list[dict[str, str]]:
-    """Write the WAV files and metadata.csv into `folder` (a fresh temporary folder)."""
+    """Write the FLAC files and metadata.csv into `folder` (a fresh temporary folder)."""
     import soundfile as sf
 
     rows = sorted((c.row for c in clips), key=lambda r: r["file"])
@@ -309,7 +228,7 @@ def write(clips: list[Clip], folder: Path) -> list[dict[str, str]]:
     for clip in clips:
         path = folder / clip.row["file"]
         path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(path), clip.audio, 16000, subtype="PCM_16")
+        sf.write(str(path), clip.audio, 16000, format="FLAC", subtype="PCM_16")
     with open(folder / "metadata.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
@@ -330,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--out", type=Path, default=REPO / "data" / "demo",
                         help="corpus folder to (re)write (default: data/demo)")
+    parser.add_argument("--workers", type=int, default=2, help="processes (default: 2)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="folder keeping the vocoded copies between builds (optional)")
     args = parser.parse_args(argv)
     apt, pip = prereqs.missing()
     if apt or pip:
@@ -340,15 +262,18 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.time()
     out = args.out.resolve()
+    if args.cache:
+        args.cache.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.build-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        print("synthesising clips ...", flush=True)
-        builder = Builder()
+        print("vocoding and finishing clips ...", flush=True)
+        builder = Builder(args.workers, args.cache)
         rows = write(builder.run(), tmp)
         print("measuring cues and writing the data card ...", flush=True)
-        card.write_card(tmp, rows, unseen=UNSEEN, build_seconds=time.time() - start)
+        card.write_card(tmp, rows, unseen=UNSEEN, unseen_speaker=UNSEEN_SPEAKER,
+                        build_seconds=time.time() - start, from_cache=builder.from_cache)
         swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

