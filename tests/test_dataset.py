@@ -159,3 +159,40 @@ def test_load_split_decodes_a_manifest_with_its_metadata(tmp_path):
     assert clips.labels.tolist() == [REAL, FAKE, REAL, FAKE]
     assert clips.meta["attack"].tolist() == ["bonafide", "x", "bonafide", "y"]
     assert clips.audio.shape[0] == 4
+
+
+def test_train_and_evaluate_from_a_csv_list(tmp_path):
+    """`train --data_path list.csv` trains on the rows of the training split and validates on
+    the validation rows; evaluate scores the testing rows and reports the attack column."""
+    import json
+    import subprocess
+    import sys
+
+    rows = ["path,label,split,attack"]
+    for split in ("train", "dev", "test"):
+        for i in range(4):
+            fake = i % 2
+            rows.append(f"{split}/{i}.wav,{'spoof' if fake else 'bonafide'},{split},"
+                        f"{'tone' if fake else 'bonafide'}")
+            rng = np.random.default_rng(i)
+            x = np.sin(np.linspace(0, 300, 8000)) if fake else rng.standard_normal(8000)
+            (tmp_path / split).mkdir(exist_ok=True)
+            sf.write(tmp_path / split / f"{i}.wav", 0.3 * x / np.abs(x).max(), 16000)
+    (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
+    run = tmp_path / "run"
+
+    def lcnn(*args):
+        return subprocess.run([sys.executable, "-m", "lcnn", *map(str, args)],
+                              capture_output=True, text=True, timeout=600)
+
+    r = lcnn("train", "--data_path", tmp_path / "list.csv", "--run_dir", run, "--epochs", "1",
+             "--set", "duration=0.5", "--set", "sinc_filters=16", "--quiet")
+    assert r.returncode == 0, r.stderr
+    r = lcnn("evaluate", "--run_dir", run, "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert (result["n_real"], result["n_fake"]) == (2, 2)
+    assert set(result["eer_by_attack"]) == {"tone"}
+    r = lcnn("train", "--data_path", tmp_path / "missing.csv", "--run_dir", tmp_path / "r2")
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "missing.csv" in r.stderr and not (tmp_path / "r2").exists()

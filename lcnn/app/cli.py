@@ -303,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on <data_path>/{training,validation}")
-    t.add_argument("--data_path", help="folder with training/ and validation/ (real/, fake/)")
+    t.add_argument("--data_path", help="folder with training/ and validation/ (real/, fake/), "
+                   "or a CSV list of files (path,label,split[,attack,speaker,...])")
     t.add_argument("--run_dir", help="where the run is written (default runs/<model>)")
     t.add_argument("--model", help=f"{' or '.join(MODELS)} (default {Config.model})")
     t.add_argument("--epochs", type=int, help=f"default {Config.epochs}")
@@ -339,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="EER and other metrics of a run on a split")
     e.add_argument("--run_dir", required=True)
-    e.add_argument("--data_path", help="default: the run's training data")
+    e.add_argument("--data_path", help="default: the run's training data; a FoR folder, a CSV "
+                   "list of files, or a folder holding In-the-Wild's meta.csv")
     e.add_argument("--split", default="testing")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--condition", default="clean", metavar="NAME",

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from lcnn.config import Config
+from lcnn.dataset import DataSource, open_source
 from lcnn.detector import runs
 from lcnn.detector.calibration import calibrate_run
 from lcnn.detector.predict import predict_scores
-from lcnn.errors import LayoutError, LcnnError
+from lcnn.errors import LcnnError
 from lcnn.runtime import set_threads
 
 
@@ -150,22 +151,25 @@ def _start_or_resume(run_dir: Path, cfg: Config, data_path: Path, overwrite: boo
     return dict(NEW_STATE)
 
 
-def _load_clips(data_path: Path, cfg: Config, cache_dir, skip_bad: bool, verbose: int):
+def _load_clips(source: DataSource, cfg: Config, cache_dir, skip_bad: bool, verbose: int):
     """The decoded training and validation splits, each with both classes."""
     from lcnn.detector import data
 
     splits = []
     for split in ("training", "validation"):
-        clips = data.load_split(data_path, split, cfg, cache_dir=cache_dir, skip_bad=skip_bad,
+        clips = data.load_split(source, split, cfg, cache_dir=cache_dir, skip_bad=skip_bad,
                                 progress=bool(verbose))
-        data.check_both_classes(clips, f"{data_path} ({split})")
+        data.check_both_classes(clips, f"{source} ({split})")
         splits.append(clips)
     return splits
 
 
 def train(data_path: str | Path, run_dir: str | Path, cfg: Config, *, overwrite: bool = False,
           skip_bad: bool = False, cache_dir: str | Path | None = None, verbose: int = 1) -> dict:
-    """Train cfg.model on <data_path>/training, validating on <data_path>/validation.
+    """Train cfg.model on the training split of data_path, validating on its validation split.
+
+    data_path: a folder in the Fake-or-Real layout, or a CSV list of files with a split column
+    (see lcnn.dataset).
 
     Returns the final state: epochs done, best epoch, best validation EER, clips per second.
     Running it again on an unfinished run folder resumes after the last finished epoch.
@@ -187,12 +191,12 @@ def train(data_path: str | Path, run_dir: str | Path, cfg: Config, *, overwrite:
             print(f"{run_dir}: training already finished (best epoch {state['best_epoch']}, "
                   f"validation EER {100 * state['best_eer']:.2f}%); --overwrite starts over")
         return state
-    if not data_path.is_dir():  # a typo: say so before TensorFlow even starts
-        raise LayoutError(f"{data_path}: no such folder" if not data_path.exists()
-                          else f"{data_path}: not a folder")
+    source = open_source(data_path)  # a typo or a wrong layout fails before TensorFlow starts
+    for split in ("training", "validation"):
+        source.listing(split)
     set_threads(cfg.threads)
     model = build_model(cfg)  # a setting the model cannot take fails before any decoding
-    train_clips, val_clips = _load_clips(data_path, cfg, cache_dir, skip_bad, verbose)
+    train_clips, val_clips = _load_clips(source, cfg, cache_dir, skip_bad, verbose)
     with runs.run_lock(run_dir):
         state = _start_or_resume(run_dir, cfg, data_path, overwrite)
         return _fit(model, run_dir, cfg, state, train_clips, val_clips, verbose)
