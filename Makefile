@@ -36,6 +36,7 @@ ablation: $(STAMP)
 # Learners never need this: data/demo is committed. Needs the Debian packages that
 # tools/demo_corpus/prereqs.py lists (it prints the apt-get line when one is missing).
 demo-corpus: $(STAMP)
+	$(PY) -m pip install --quiet torch==2.13.0  # first and pinned: the extras must not pull another torch
 	$(PY) -m pip install --quiet -r tools/requirements-corpus.txt
 	$(PY) tools/build_demo_corpus.py
 
