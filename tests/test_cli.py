@@ -129,6 +129,16 @@ def test_a_new_run_is_marked_and_saves_the_resolved_data_path(tmp_path, monkeypa
     assert runs.load_config(run) == Config()
 
 
+def test_overwrite_of_an_empty_folder_under_its_own_lock(tmp_path):
+    """make course's case: runs/course-lcnn exists but is empty; train --overwrite takes the
+    lock, then clears the folder: the lock alone does not make it a foreign folder."""
+    run = tmp_path / "run"
+    run.mkdir()
+    with runs.run_lock(run):
+        assert _start_or_resume(run, Config(), tmp_path, overwrite=True) == NEW_STATE
+    assert runs.is_run_folder(run)
+
+
 def _trained(run: Path, cfg: Config, data: Path, epoch: int = 3) -> dict:
     run.mkdir(exist_ok=True)
     _start_or_resume(run, cfg, data, overwrite=False)

@@ -282,7 +282,8 @@ def check_deletable(run_dir: Path) -> None:
         return
     if run_dir.is_symlink() or not run_dir.is_dir():
         raise RunError(f"{run_dir}: not a folder; --overwrite deletes only lcnn run folders")
-    if not any(run_dir.iterdir()) or is_run_folder(run_dir):
+    # empty, or holding only the lock that the trainer asking for the overwrite has taken
+    if not any(e.name != LOCK for e in run_dir.iterdir()) or is_run_folder(run_dir):
         return
     foreign = foreign_entries(run_dir)
     if foreign:
