@@ -26,7 +26,8 @@ def response_db(taps: np.ndarray, fs: int, n_fft: int = 16384):
 
 
 def numpy_sinc_filter(low: float, high: float, kernel_size: int, fs: int) -> np.ndarray:
-    """The field notes' formula written out plainly, with SincNet's 1 / (2 band) normalisation."""
+    """SincNet's band-pass (Ravanelli & Bengio 2018) written out plainly, with its 1 / (2 band)
+    normalisation."""
     n = np.arange(kernel_size) - (kernel_size - 1) / 2
     t = n / fs
     # np.sinc(x) is sin(pi x) / (pi x), so 2 f sinc(2 pi f t) is 2 f np.sinc(2 f t).

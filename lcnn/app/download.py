@@ -57,9 +57,9 @@ class Dataset:
     url_verified: bool = False  # False: the URL is our best guess, not confirmed upstream
 
 
-# No checksums or exact sizes are published. for-2sec's URL and ~1 GB size are in
-# /work/shared/docs/field-notes.md; the other three URLs are the names used by several
-# independent public download scripts (not checked against the landing page itself).
+# No checksums or exact sizes are published. for-2sec's URL and ~1 GB size are those of the
+# dataset's landing page (https://bil.eecs.yorku.ca/datasets/); the other three URLs are the
+# names used by several independent public download scripts (not checked against that page).
 DATASETS: dict[str, Dataset] = {
     "for-2sec": Dataset(
         "for-2sec",
