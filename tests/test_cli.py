@@ -240,3 +240,23 @@ def test_patience_counts_epochs_without_a_better_eer(tmp_path, patience, stops_a
     assert epoch == stops_after and state["stopped_early"]
     assert runs.load_state(tmp_path)["epoch"] == stops_after
     assert state["best_epoch"] == 1 and state["best_eer"] == 0.0
+
+
+def test_a_diverged_epoch_is_one_error_and_keeps_the_last_good_one(tmp_path):
+    """NaN validation scores (training diverged) end training with one LcnnError; the state
+    and the models of the last good epoch stay as they were."""
+    from types import SimpleNamespace
+
+    from lcnn.detector.train import _make_keeper
+    from lcnn.errors import LcnnError
+
+    clips = SimpleNamespace(labels=[0, 0, 1, 1], files=[f"f{i}.wav" for i in range(4)])
+    state = dict(NEW_STATE)
+    keeper = _make_keeper(tmp_path, None, clips, state, 5)
+    keeper.set_model(_FakeModel([[0.1, 0.2, 0.8, 0.9], [0.1, float("nan"), 0.8, 0.9]]))
+    keeper.on_epoch_begin(0)
+    keeper.on_epoch_end(0, {"loss": 1.0})
+    keeper.on_epoch_begin(1)
+    with pytest.raises(LcnnError, match="training diverged in epoch 2"):
+        keeper.on_epoch_end(1, {"loss": float("nan")})
+    assert runs.load_state(tmp_path)["epoch"] == 1

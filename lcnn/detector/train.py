@@ -64,6 +64,11 @@ def _make_keeper(run_dir: Path, val_ds, val_clips, state: dict, patience: int):
             logs = logs if logs is not None else {}
             seconds = time.perf_counter() - self._t0
             scores = predict_scores(self.model, val_ds)
+            if not np.all(np.isfinite(scores)):  # diverged: this epoch's weights are useless
+                raise LcnnError(
+                    f"training diverged in epoch {epoch + 1} (the model's outputs are NaN or "
+                    f"inf); {run_dir} keeps the last good epoch: train again with a lower "
+                    "--learning_rate (--overwrite), or --resume to retry from that epoch")
             eer, _ = compute_eer(val_clips.labels, scores)
             logs["val_eer"] = eer
             row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
