@@ -35,7 +35,8 @@ PLATFORMS = {
     "macos-arm64": (
         {"sys_platform": "darwin", "platform_system": "Darwin", "platform_machine": "arm64",
          "os_name": "posix"},
-        ["macosx_12_0_arm64"],  # pip also accepts wheels for older macOS versions
+        # macOS 14: the oldest the av wheels support; pip also accepts wheels for older macOS
+        ["macosx_14_0_arm64"],
     ),
 }
 
