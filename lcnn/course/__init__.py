@@ -19,7 +19,6 @@ from lcnn.config import Config
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = os.environ.get("LCNN_QUICK", "") not in ("", "0")
 NOTEBOOKS = ROOT / "notebooks"
-LINTED = ("lcnn", "tests", "bench", "tools")
 
 
 def data_path() -> Path:
