@@ -69,27 +69,6 @@ def round_ratios(numerator: list[float], denominator: list[float]) -> dict:
     return {**summary(each), "each": each}
 
 
-def bootstrap_eer_ci(labels, scores, n_boot: int = 2000, level: float = 0.95,
-                     seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI of the EER: clips resampled with replacement within each class
-    (so every resample keeps the real / fake counts), EER of each resample.
-
-    TODO(lead): switch to the bootstrap in lcnn.metrics once it lands (issue 14).
-    """
-    from lcnn.metrics import compute_eer
-
-    labels, scores = np.asarray(labels).astype(int).ravel(), np.asarray(scores).ravel()
-    rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(labels == c) for c in (0, 1)]
-    eers = np.empty(n_boot)
-    for b in range(n_boot):
-        pick = np.concatenate([rng.choice(g, size=g.size, replace=True) for g in groups])
-        eers[b] = compute_eer(labels[pick], scores[pick])[0]
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(eers, [tail, 100 - tail])
-    return float(low), float(high)
-
-
 def parse_settings(items: list[str]) -> dict:
     """["sinc_stride=4", "sinc_log=true"] -> {"sinc_stride": 4, "sinc_log": True}.
 

@@ -15,7 +15,6 @@ import numpy as np
 
 from bench.common import (
     THREADS,
-    bootstrap_eer_ci,
     epoch_speeds,
     interleaved,
     round_ratios,
@@ -223,7 +222,7 @@ def tflite_fidelity(run_dir: Path, labels: np.ndarray, batches: list[np.ndarray]
     """Export float32 and int8 TFLite files; their sizes and EERs on `testing`, how far the
     int8 scores are from the float ones, and the float EER's bootstrap CI."""
     from lcnn.detector.export import export_tflite, tflite_scorer
-    from lcnn.metrics import compute_eer
+    from lcnn.metrics import bootstrap_ci, compute_eer
 
     out, scores = {}, {}
     for name, int8 in (("fp32", False), ("int8", True)):
@@ -234,7 +233,7 @@ def tflite_fidelity(run_dir: Path, labels: np.ndarray, batches: list[np.ndarray]
                      "test_eer": compute_eer(labels, scores[name])[0]}
     error = np.abs(scores["int8"] - scores["fp32"])
     out["int8"]["score_error"] = {"median": float(np.median(error)), "max": float(error.max())}
-    out["fp32"]["test_eer_ci95"] = bootstrap_eer_ci(labels, scores["fp32"])
+    out["fp32"]["test_eer_ci95"] = bootstrap_ci(labels, scores["fp32"], n_boot=2000)
     return out
 
 

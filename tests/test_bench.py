@@ -35,28 +35,6 @@ def test_round_ratios_pair_rounds():
         common.round_ratios([1.0], [1.0, 2.0])
 
 
-def test_bootstrap_ci_of_a_perfect_detector_is_zero():
-    labels = np.array([0] * 20 + [1] * 20)
-    scores = np.r_[np.linspace(0, 0.4, 20), np.linspace(0.6, 1, 20)]
-    assert common.bootstrap_eer_ci(labels, scores, n_boot=200) == (0.0, 0.0)
-
-
-def test_bootstrap_ci_brackets_the_eer_and_narrows_with_more_clips():
-    from lcnn.metrics import compute_eer
-
-    rng = np.random.default_rng(1)
-
-    def clips(n):
-        labels = np.repeat([0, 1], n)
-        return labels, rng.normal(labels * 1.0, 1.0)
-
-    small, large = clips(30), clips(300)
-    low, high = common.bootstrap_eer_ci(*small, n_boot=300)
-    assert low < compute_eer(*small)[0] < high
-    low_l, high_l = common.bootstrap_eer_ci(*large, n_boot=300)
-    assert high_l - low_l < (high - low) / 2  # width ~ 1/sqrt(n): 10x the clips, ~1/3
-
-
 def test_parse_settings_reads_json_values_and_refuses_unknown_fields():
     assert common.parse_settings(["sinc_stride=4", "sinc_log=true", "focal_alpha=null",
                                   "model=seed", "learning_rate=1e-3"]) == {
