@@ -77,7 +77,8 @@ def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: st
     if data_path is None:
         data_path = runs.data_path(run_dir)
     source = open_source(data_path)
-    known = list(source.listing(split).meta)
+    listing = source.listing(split)  # files, labels, metadata columns and their root
+    known = list(listing.meta)
     missing = [c for c in by if c not in known]
     if missing:
         raise LcnnError(f"evaluate --by: {', '.join(missing)} not among {data_path}'s metadata "
@@ -118,7 +119,7 @@ def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: st
         log.warning("lcnn evaluate: warning: could not save the scores and metrics in %s (%s)",
                     run_dir, e.strerror or e)
     if score_file is not None:
-        root = source.listing(split).root.resolve()
+        root = listing.root.resolve()
         names = [Path(f).resolve().relative_to(root).as_posix() for f in clips.files]
         write_asvspoof_scores(score_file, names, clips.labels,
                               llrs if llrs is not None else raw_llr(scores), attacks)
