@@ -7,7 +7,8 @@ front_end: the default Config with a few front-end fields changed (see SETTINGS)
 with lcnn.detector.train.train (same epochs, augmentation, early stopping and seed) on the demo
 corpus, and evaluated on `testing`: EER overall and on the unseen attack family (the one that
 appears in testing only, read from metadata.csv) and ASVspoof 5's minDCF. With several
-seeds the table gives mean +- sample standard deviation over the seeds, then each seed: one
+seeds every table gives mean +- sample standard deviation, the 95 % t-interval over the seeds
+in brackets, then each seed: one
 run says little when two seeds of one setting differ by several points. Clips/s are the
 training epochs' median (first epoch excluded) from each run's history; runs share the CPU
 with whatever else runs, so compare speeds within one table.
@@ -20,7 +21,6 @@ family, a speaker) the run trains on a copy of the corpus (symbolic links) witho
 of that value and is tested on the value's clips against real clips it never saw (see
 holdout_tree).
 
-EERs are the mean over seeds with a 95 % t-interval over seeds (in brackets).
 Writes bench/ablation.json and the generated section of bench/ablation.md.
 """
 
@@ -67,17 +67,6 @@ AUGMENT_SETTINGS = [
 HOLDOUTS = [("attack", "fake"), ("speaker", "both")]
 
 
-def seed_interval(values: list[float]) -> str:
-    """Percent: mean over seeds and its 95 % t-interval (just the value for one seed)."""
-    from scipy import stats
-
-    v = 100 * np.asarray(values, dtype=np.float64)
-    if v.size < 2:
-        return f"{v.mean():.1f}" if v.size else "-"
-    half = stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size)
-    return f"{v.mean():.1f} [{v.mean() - half:.1f}, {v.mean() + half:.1f}]"
-
-
 def front_end(cfg: Config) -> dict:
     """The front-end fields of a Config, plus the frame rate the LCNN body sees."""
     hop = cfg.sinc_stride * cfg.sinc_pool
@@ -110,12 +99,18 @@ def train_setting(data_path: Path, run_dir: Path, cfg: Config, unseen: list[str]
 
 
 def mean_sd(values: list[float], scale: float = 100, digits: int = 1) -> str:
-    """'mean +- sd (each, ...)' over seeds (sample sd, ddof=1); one value as it is."""
+    """'mean +- sd [95 % t-interval] (each, ...)' over seeds (sample sd, ddof=1); one value
+    as it is, '-' for none."""
+    from scipy import stats
+
     values = [scale * v for v in values]
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
+    if len(values) < 2:
+        return f"{values[0]:.{digits}f}" if values else "-"
+    mean, sd = np.mean(values), np.std(values, ddof=1)
+    half = stats.t.ppf(0.975, len(values) - 1) * sd / np.sqrt(len(values))
     each = ", ".join(f"{v:.{digits}f}" for v in values)
-    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f} ({each})"
+    return (f"{mean:.{digits}f} ± {sd:.{digits}f} [{mean - half:.{digits}f}, "
+            f"{mean + half:.{digits}f}] ({each})")
 
 
 def table(rows: list[dict], unseen: list[str]) -> str:
@@ -159,10 +154,10 @@ def augment_table(rows: list[dict], unseen: list[str]) -> str:
         worst = [max(r["condition_eer"].values()) for r in seeds]
         worst_name = max(seeds[0]["condition_eer"], key=seeds[0]["condition_eer"].get)
         lines.append(
-            f"| {row['name']} | {seed_interval([r['test_eer'] for r in seeds])} | "
-            f"{seed_interval(unseen_eers)} | "
-            f"{seed_interval([np.mean(list(r['condition_eer'].values())) for r in seeds])} | "
-            f"{seed_interval(worst)} ({worst_name}, seed {seeds[0]['seed']}) |")
+            f"| {row['name']} | {mean_sd([r['test_eer'] for r in seeds])} | "
+            f"{mean_sd(unseen_eers)} | "
+            f"{mean_sd([np.mean(list(r['condition_eer'].values())) for r in seeds])} | "
+            f"{mean_sd(worst)} ({worst_name}, seed {seeds[0]['seed']}) |")
     return "\n".join(lines)
 
 
@@ -240,12 +235,12 @@ def transfer_table(rows: list[dict]) -> str:
              "|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['column']} {row['value']} | {row['test_real']} / "
-                     f"{row['test_fake']} | {seed_interval([r['test_eer'] for r in row['runs']])}"
+                     f"{row['test_fake']} | {mean_sd([r['test_eer'] for r in row['runs']])}"
                      " |")
     for column in dict.fromkeys(r["column"] for r in rows):
         per_seed = np.mean([[r["test_eer"] for r in row["runs"]] for row in rows
                             if row["column"] == column], axis=0)
-        lines.append(f"| **mean over {column} values** | | {seed_interval(per_seed)} |")
+        lines.append(f"| **mean over {column} values** | | {mean_sd(per_seed)} |")
     return "\n".join(lines)
 
 
