@@ -8,8 +8,8 @@ with lcnn.detector.train.train (same epochs, augmentation, early stopping and se
 corpus, and evaluated on `testing`: EER overall and on the unseen attack family (the one that
 appears in testing only, read from metadata.csv) and ASVspoof 5's minDCF. With several
 seeds every table gives mean +- sample standard deviation, the 95 % t-interval over the seeds
-in brackets, then each seed: one
-run says little when two seeds of one setting differ by several points. Clips/s are the
+in brackets, then each seed: one run says little when two seeds of one setting differ by
+several points. Clips/s are the
 training epochs' median (first epoch excluded) from each run's history; runs share the CPU
 with whatever else runs, so compare speeds within one table.
 
