@@ -12,6 +12,7 @@ from pathlib import Path
 from lcnn.errors import ConfigError
 
 MODELS = ("lcnn", "seed")
+FRONT_ENDS = ("sinc", "mel", "linear")  # lcnn.detector.model.front_end
 # Runtime options: how a run is computed, not what it computes. They may change between a run
 # and its resumption, so they are not compared when a run folder is reused.
 RUNTIME_FIELDS = ("threads",)
@@ -29,7 +30,10 @@ class Config:
     duration: float = 2.0  # seconds per clip, as in FoR for-2sec
     # model
     model: str = "lcnn"  # one of MODELS: "lcnn" (default) or "seed" (the seed's ReLU design)
-    # front end of "lcnn" (lcnn/detector/model.py): learnable sinc filters, then band energies
+    # front end of "lcnn" (lcnn/detector/model.py): "sinc" learns its band-pass filters; "mel"
+    # and "linear" are fixed log filter banks (the controls). The band count (sinc_filters) and
+    # the hop (sinc_stride * sinc_pool) apply to all three, so the LCNN body sees the same shape.
+    front_end: str = "sinc"
     sinc_filters: int = 64
     sinc_kernel_size: int = 129  # taps (odd; even values are bumped by one)
     sinc_stride: int = 16  # the sinc layer only computes every 16th output sample
@@ -143,6 +147,9 @@ def _problems(cfg: Config) -> Iterator[tuple[str, str]]:
         yield "augment_rawboost", ("augment_rawboost must be RawBoost algorithm digits 1-3 "
                                    f"in series (e.g. \"12\") or \"\" (off), got "
                                    f"{cfg.augment_rawboost!r}")
+    if cfg.front_end not in FRONT_ENDS:
+        yield "front_end", (f"front_end: unknown front end {cfg.front_end!r}; valid: "
+                            f"{', '.join(FRONT_ENDS)}")
     if cfg.model not in MODELS:
         yield "model", f"model: unknown model {cfg.model!r}; valid models: {', '.join(MODELS)}"
     reals = {  # name: (test, what it must be)

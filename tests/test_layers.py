@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lcnn.detector.layers import HZ_PER_KHZ, EnergyPooling1D, MaxFeatureMap, SincConv1D, hz_to_mel
+from lcnn.detector.layers import (
+    HZ_PER_KHZ,
+    EnergyPooling1D,
+    LogFilterbank,
+    MaxFeatureMap,
+    SincConv1D,
+    hz_to_mel,
+)
 from lcnn.errors import LcnnError
 
 FS = 16000
@@ -264,3 +271,49 @@ def test_files_saved_with_cutoffs_in_hz_still_load_right():
         loaded.load_own_variables({"0": saved[0], "1": saved[1]})  # what Keras passes
         for got, want in zip(loaded.cutoffs_hz(), new.cutoffs_hz(), strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_mel_bank_matches_tensorflow_mel_weights():
+    # tf.signal's HTK mel matrix is an independent implementation of the same triangles
+    layer = LogFilterbank(40, 16000, hop=160, scale="mel")
+    reference = tf.signal.linear_to_mel_weight_matrix(40, 257, 16000, 0.0, 8000.0).numpy()
+    # tf zeroes the DC bin; elsewhere the two agree
+    np.testing.assert_allclose(layer.weights_[1:], reference[1:], atol=1e-4)
+
+
+def test_linear_bands_are_evenly_spaced_and_cover_the_spectrum():
+    weights = LogFilterbank(16, 16000, hop=160, scale="linear").weights_
+    peaks_hz = np.argmax(weights, axis=0) * 16000 / 512
+    np.testing.assert_allclose(np.diff(peaks_hz), 8000 / 17, atol=16000 / 512)
+    # neighbouring triangles overlap so that, between the first and last centre, the weights
+    # of every FFT bin add up to one
+    inner = weights[np.argmax(weights[:, 0]):np.argmax(weights[:, -1]) + 1]
+    np.testing.assert_allclose(inner.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", ["mel", "linear"])
+def test_log_filterbank_matches_numpy_stft(scale):
+    from scipy.signal import get_window
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 0.1, (2, 1600)).astype(np.float32)
+    layer = LogFilterbank(24, 16000, hop=64, scale=scale)
+    got = layer(x).numpy()
+    padded = np.pad(x, ((0, 0), (200, 200)), mode="reflect")
+    frames = np.stack([padded[:, i:i + 400] for i in range(0, 1600, 64)], axis=1)
+    power = np.abs(np.fft.rfft(frames * get_window("hann", 400), 512)) ** 2
+    expected = np.log(power @ layer.weights_ + 1e-8)
+    assert got.shape == (2, 25, 24) == layer.compute_output_shape((2, 1600))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+
+
+def test_log_filterbank_rejects_bad_settings_and_round_trips(tmp_path):
+    with pytest.raises(LcnnError, match="scale"):
+        LogFilterbank(24, 16000, hop=64, scale="bark")
+    with pytest.raises(LcnnError, match="fft_length"):
+        LogFilterbank(24, 16000, hop=64, frame_length=600)
+    inputs = keras.Input((1600,))
+    model = keras.Model(inputs, LogFilterbank(24, 16000, hop=64, scale="linear")(inputs))
+    model.save(tmp_path / "m.keras")
+    x = np.random.default_rng(1).normal(0, 0.1, (1, 1600)).astype(np.float32)
+    np.testing.assert_array_equal(keras.models.load_model(tmp_path / "m.keras")(x), model(x))

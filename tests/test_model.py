@@ -56,6 +56,17 @@ def test_overrides_change_the_front_end():
     assert model.get_layer("energy").output.shape[1:] == (SHORT.n_samples // 16, 32)
 
 
+@pytest.mark.parametrize("front_end", ["mel", "linear"])
+def test_fixed_front_ends_feed_the_same_body_shape(front_end):
+    sinc = build_model(SHORT)
+    fixed = build_model(SHORT, front_end=front_end)
+    assert fixed.get_layer("filterbank").scale == front_end
+    assert fixed.get_layer("filterbank").output.shape == sinc.get_layer("energy").output.shape
+    body = [layer.name for layer in sinc.layers if layer.name.startswith(("conv", "mfm"))]
+    assert body == [layer.name for layer in fixed.layers if layer.name.startswith(("conv",
+                                                                                    "mfm"))]
+
+
 def test_sample_rate_and_duration_come_from_the_config():
     cfg = Config(sample_rate=8000, duration=0.5)
     model = build_model(cfg)
@@ -73,7 +84,8 @@ def test_unknown_model_name_lists_the_valid_ones():
     ("overrides", "message"),
     [({"sinc_strid": 4}, "unknown model setting.*sinc_strid"),
      ({"sinc_stride": 0}, "sinc_stride must be a positive integer"),
-     ({"dropout": 1.0}, r"dropout must be in \[0, 1\)")],
+     ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
+     ({"front_end": "lfcc"}, "unknown front end 'lfcc'.*sinc, mel, linear")],
 )
 def test_bad_settings_are_clear_errors(overrides, message):
     with pytest.raises(LcnnError, match=message):

@@ -284,3 +284,68 @@ class EnergyPooling1D(keras.layers.Layer):
         config = super().get_config()
         config.update(pool_size=self.pool_size, log=self.log, eps=self.eps)
         return config
+
+
+def triangular_bank(edges: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """Triangular band weights `[len(bins), len(edges) - 2]`, the filter bank of MFCC and LFCC.
+
+    Band k rises from edges[k] to 1 at edges[k + 1] and falls to 0 at edges[k + 2]. `edges` and
+    the FFT bins' frequencies `bins` are in the same unit: mel for a mel bank (triangles in
+    mel, as HTK and tf.signal draw them), Hz for a linear one.
+    """
+    bins = np.asarray(bins, dtype=np.float64)[:, None]
+    low, centre, high = edges[:-2], edges[1:-1], edges[2:]
+    rising = (bins - low) / (centre - low)
+    falling = (high - bins) / (high - centre)
+    return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+
+
+@keras.saving.register_keras_serializable(package="lcnn")
+class LogFilterbank(keras.layers.Layer):
+    """A fixed front end: log energies of triangular bands on a short-time power spectrum.
+
+    `scale="mel"` gives log-mel filter-bank energies (MFCC before its DCT); `scale="linear"`
+    gives linearly spaced bands, LFCC before its DCT, the front end of the ASVspoof 2019/2021
+    LFCC-LCNN baseline, which resolves the high frequencies where vocoders leave artefacts as
+    finely as the low ones. Nothing is learnt: it is the control for SincConv1D.
+    `[batch, samples]` -> `[batch, frames, bands]`, frames = ceil(samples / hop) (the signal is
+    padded by half a window at both ends, as librosa's `center=True` does).
+    """
+
+    def __init__(self, bands: int, sample_rate: int, hop: int, scale: str = "mel",
+                 frame_length: int = 400, fft_length: int = 512, eps: float = 1e-8, **kwargs):
+        super().__init__(**kwargs)
+        if scale not in ("mel", "linear"):
+            raise ConfigError(f"LogFilterbank: scale must be 'mel' or 'linear', got {scale!r}")
+        if fft_length < frame_length or min(bands, hop, frame_length) < 1:
+            raise ConfigError("LogFilterbank: need bands, hop, frame_length >= 1 and "
+                              f"fft_length >= frame_length, got {bands}, {hop}, "
+                              f"{frame_length}, {fft_length}")
+        self.bands, self.sample_rate, self.hop = int(bands), int(sample_rate), int(hop)
+        self.scale, self.eps = scale, float(eps)
+        self.frame_length, self.fft_length = int(frame_length), int(fft_length)
+        bins_hz = np.linspace(0.0, sample_rate / 2, fft_length // 2 + 1)
+        warp = hz_to_mel if scale == "mel" else np.asarray
+        edges = np.linspace(0.0, warp(sample_rate / 2), bands + 2)
+        self.weights_ = triangular_bank(edges, warp(bins_hz))
+
+    def call(self, inputs):
+        half = self.frame_length // 2
+        padded = tf.pad(inputs, [[0, 0], [half, half]], mode="REFLECT")
+        spectrum = tf.signal.stft(padded, self.frame_length, self.hop, self.fft_length,
+                                  window_fn=tf.signal.hann_window, pad_end=False)
+        power = tf.square(tf.abs(spectrum))
+        frames = -(-inputs.shape[1] // self.hop) if inputs.shape[1] is not None else None
+        energies = tf.matmul(power[:, :frames], tf.constant(self.weights_))
+        return tf.math.log(energies + self.eps)
+
+    def compute_output_shape(self, input_shape):
+        length = input_shape[1]
+        return (input_shape[0], None if length is None else -(-length // self.hop), self.bands)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(bands=self.bands, sample_rate=self.sample_rate, hop=self.hop,
+                      scale=self.scale, frame_length=self.frame_length,
+                      fft_length=self.fft_length, eps=self.eps)
+        return config

@@ -15,7 +15,9 @@ Why RMS and not log energies: on the demo corpus, with the training pipeline's n
 and shift augmentation, log energies gave validation EERs of 38-40% (two seeds) against
 22-26% for RMS (two seeds) and 24% for abs + max-pooling (SincNet's and RawNet2's choice).
 The log magnifies the near-silent bands, where white-noise augmentation changes the most.
-`sinc_log=True` brings the log back for ablations.
+`sinc_log=True` brings the log back for ablations. `front_end="mel"` or `"linear"` replaces
+the sinc layer by a fixed log filter bank with as many bands and the same hop (the controls
+that show what learning the filters buys).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import keras
 from keras import layers
 
 from lcnn.config import MODELS, Config  # noqa: F401  (MODELS: the names build_model takes)
-from lcnn.detector.layers import EnergyPooling1D, MaxFeatureMap, SincConv1D
+from lcnn.detector.layers import EnergyPooling1D, LogFilterbank, MaxFeatureMap, SincConv1D
 from lcnn.errors import ConfigError
 
 # The LCNN body, after the ASVspoof 2021 LFCC-LCNN baseline (nii-yamagishilab) with 1-D
@@ -81,15 +83,7 @@ def build_lcnn(cfg: Config) -> keras.Model:
     pooling -> Dense + MFM -> dropout -> sigmoid.
     """
     inputs, x = _waveform_input(cfg)
-    x = SincConv1D(
-        cfg.sinc_filters,
-        cfg.sinc_kernel_size,
-        sample_rate=cfg.sample_rate,
-        stride=cfg.sinc_stride,
-        trainable=cfg.sinc_trainable,
-        name="sinc",
-    )(x)
-    x = EnergyPooling1D(cfg.sinc_pool, log=cfg.sinc_log, name="energy")(x)
+    x = front_end(cfg, inputs, x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="sinc_bn")(x)
     for i, (filters, kernel, pool, norm) in enumerate(LCNN_BLOCKS, start=1):
         x = layers.Conv1D(filters, kernel, padding="same", name=f"conv{i}")(x)
@@ -107,6 +101,19 @@ def build_lcnn(cfg: Config) -> keras.Model:
     x = layers.Dropout(cfg.dropout, name="dropout")(x)
     outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="fake_probability")(x)
     return keras.Model(inputs, outputs, name="lcnn")
+
+
+def front_end(cfg: Config, waveform, channels):
+    """Band energies per frame, `[batch, frames, sinc_filters]`, from the front end chosen by
+    `cfg.front_end`: learnable sinc filters (`channels`, the waveform as `[batch, samples, 1]`)
+    or a fixed log filter bank (`waveform`, `[batch, samples]`)."""
+    hop = cfg.sinc_stride * cfg.sinc_pool
+    if cfg.front_end != "sinc":
+        return LogFilterbank(cfg.sinc_filters, cfg.sample_rate, hop, scale=cfg.front_end,
+                             name="filterbank")(waveform)
+    x = SincConv1D(cfg.sinc_filters, cfg.sinc_kernel_size, sample_rate=cfg.sample_rate,
+                   stride=cfg.sinc_stride, trainable=cfg.sinc_trainable, name="sinc")(channels)
+    return EnergyPooling1D(cfg.sinc_pool, log=cfg.sinc_log, name="energy")(x)
 
 
 def build_seed(cfg: Config) -> keras.Model:
