@@ -34,6 +34,9 @@ class Config:
     # and "linear" are fixed log filter banks (the controls). The band count (sinc_filters) and
     # the hop (sinc_stride * sinc_pool) apply to all three, so the LCNN body sees the same shape.
     front_end: str = "sinc"
+    # Each clip scaled to zero mean and unit variance before the front end (as SincNet does
+    # with layer normalisation on its input), so that the score does not depend on the level.
+    input_norm: bool = True
     sinc_filters: int = 64
     sinc_kernel_size: int = 129  # taps (odd; even values are bumped by one)
     sinc_stride: int = 16  # the sinc layer only computes every 16th output sample
@@ -134,7 +137,7 @@ def _problems(cfg: Config) -> Iterator[tuple[str, str]]:
             yield name, f"{name} must be {what}, got {value!r}"
     if not _is_int(cfg.seed) or not 0 <= cfg.seed < MAX_SEED:
         yield "seed", f"seed must be an integer in [0, 2**31), got {cfg.seed!r}"
-    for name in ("sinc_log", "sinc_trainable", "class_weights", "augment_noise",
+    for name in ("input_norm", "sinc_log", "sinc_trainable", "class_weights", "augment_noise",
                  "augment_shift", "augment_gain", "augment_codec", "augment_reverb",
                  "augment_telephone"):
         if not isinstance(getattr(cfg, name), bool):

@@ -67,6 +67,15 @@ def test_fixed_front_ends_feed_the_same_body_shape(front_end):
                                                                                     "mfm"))]
 
 
+@pytest.mark.parametrize("input_norm", [True, False])
+def test_input_norm_makes_the_score_independent_of_the_level(input_norm):
+    keras.utils.set_random_seed(0)
+    model = build_model(SHORT, input_norm=input_norm)
+    x = np.random.default_rng(0).normal(scale=0.1, size=(2, SHORT.n_samples)).astype("float32")
+    loud, quiet = (model.predict(g * x, verbose=0) for g in (1.0, 0.01))  # 0 and -40 dB
+    assert np.allclose(loud, quiet, atol=1e-4) == input_norm
+
+
 def test_sample_rate_and_duration_come_from_the_config():
     cfg = Config(sample_rate=8000, duration=0.5)
     model = build_model(cfg)

@@ -71,19 +71,27 @@ def _apply_overrides(cfg: Config, overrides: dict) -> Config:
 
 
 def _waveform_input(cfg: Config):
-    inputs = keras.Input(shape=(cfg.n_samples,), dtype="float32", name="waveform")
-    return inputs, layers.Reshape((cfg.n_samples, 1), name="to_channels")(inputs)
+    return keras.Input(shape=(cfg.n_samples,), dtype="float32", name="waveform")
+
+
+def _as_channels(cfg: Config, waveform):
+    """`[batch, samples]` -> `[batch, samples, 1]`, the shape Conv1D layers take."""
+    return layers.Reshape((cfg.n_samples, 1), name="to_channels")(waveform)
 
 
 def build_lcnn(cfg: Config) -> keras.Model:
     """A Light CNN (Max-Feature-Map activations) on a strided SincConv front end.
 
-    sinc (strided) -> RMS per frame -> BatchNorm -> nine Conv1D + MFM layers with
+    level normalisation -> sinc (strided) -> RMS per frame -> BatchNorm -> nine Conv1D + MFM
+    layers with
     BatchNorm and max-pooling where the LFCC-LCNN baseline has them -> global average and max
     pooling -> Dense + MFM -> dropout -> sigmoid.
     """
-    inputs, x = _waveform_input(cfg)
-    x = front_end(cfg, inputs, x)
+    inputs = waveform = _waveform_input(cfg)
+    if cfg.input_norm:  # epsilon: level-independent within 0.01% down to -60 dBFS (RMS)
+        waveform = layers.LayerNormalization(epsilon=1e-10, center=False, scale=False,
+                                             name="level")(inputs)
+    x = front_end(cfg, waveform)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="sinc_bn")(x)
     for i, (filters, kernel, pool, norm) in enumerate(LCNN_BLOCKS, start=1):
         x = layers.Conv1D(filters, kernel, padding="same", name=f"conv{i}")(x)
@@ -103,16 +111,17 @@ def build_lcnn(cfg: Config) -> keras.Model:
     return keras.Model(inputs, outputs, name="lcnn")
 
 
-def front_end(cfg: Config, waveform, channels):
-    """Band energies per frame, `[batch, frames, sinc_filters]`, from the front end chosen by
-    `cfg.front_end`: learnable sinc filters (`channels`, the waveform as `[batch, samples, 1]`)
-    or a fixed log filter bank (`waveform`, `[batch, samples]`)."""
+def front_end(cfg: Config, waveform):
+    """Band energies per frame, `[batch, frames, sinc_filters]`, of a `[batch, samples]`
+    waveform, from the front end chosen by `cfg.front_end`: learnable sinc filters or a fixed
+    log filter bank."""
     hop = cfg.sinc_stride * cfg.sinc_pool
     if cfg.front_end != "sinc":
         return LogFilterbank(cfg.sinc_filters, cfg.sample_rate, hop, scale=cfg.front_end,
                              name="filterbank")(waveform)
     x = SincConv1D(cfg.sinc_filters, cfg.sinc_kernel_size, sample_rate=cfg.sample_rate,
-                   stride=cfg.sinc_stride, trainable=cfg.sinc_trainable, name="sinc")(channels)
+                   stride=cfg.sinc_stride, trainable=cfg.sinc_trainable,
+                   name="sinc")(_as_channels(cfg, waveform))
     return EnergyPooling1D(cfg.sinc_pool, log=cfg.sinc_log, name="energy")(x)
 
 
@@ -123,8 +132,8 @@ def build_seed(cfg: Config) -> keras.Model:
     (kernel 3, ReLU), each with max-pool 4 and dropout 0.2 -> global average pooling ->
     Dense 64 (ReLU) -> dropout -> sigmoid. The front-end fields of `cfg` are ignored.
     """
-    inputs, x = _waveform_input(cfg)
-    x = SincConv1D(24, 15, sample_rate=cfg.sample_rate, name="sinc")(x)
+    inputs = _waveform_input(cfg)
+    x = SincConv1D(24, 15, sample_rate=cfg.sample_rate, name="sinc")(_as_channels(cfg, inputs))
     x = layers.BatchNormalization(name="sinc_bn")(x)
     x = layers.ReLU(name="sinc_relu")(x)
     for i, filters in enumerate((16, 32, 64), start=1):
