@@ -23,6 +23,7 @@ that show what learning the filters buys).
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import keras
 from keras import layers
@@ -151,6 +152,9 @@ def _macs_per_clip(layer, out_shape) -> int:
     """Multiply-adds of one forward pass for one clip; 0 for layers without weights."""
     if isinstance(layer, SincConv1D):
         return out_shape[0] * layer.filters * layer.kernel_size
+    if isinstance(layer, LogFilterbank):  # an FFT per frame (radix-2 estimate), then the bands
+        n = layer.fft_length
+        return out_shape[0] * (2 * n * int(math.log2(n)) + (n // 2 + 1) * layer.bands)
     if isinstance(layer, layers.Conv1D):
         in_channels = layer.input.shape[-1] // layer.groups
         kernel = layer.kernel_size[0]
@@ -167,7 +171,7 @@ def layer_costs(model: keras.Model, cfg: Config) -> list[dict]:
     """One row per layer: name, type, output shape, parameters and cost per second of audio.
 
     `macs_per_s` counts the multiply-adds of the layers with weights (SincConv1D, Conv1D,
-    Dense): output positions x output channels x inputs per output. Other layers (BatchNorm,
+    Dense): output positions x output channels x inputs per output, and of a LogFilterbank. Other layers (BatchNorm,
     MFM, pooling, activations) count 0: their few operations per value are cheap to compute but
     not to move, so `values_per_s` (output values per second of audio) shows where memory
     traffic goes; on CPU that, more than MACs, is what made full-rate BatchNorm slow.
