@@ -13,6 +13,7 @@ import soundfile as sf
 from lcnn.audio import load_audio
 from lcnn.config import Config
 from lcnn.course.widgets import (
+    ChannelPlayer,
     ClipPlayer,
     ScoreExplorer,
     SincExplorer,
@@ -218,6 +219,28 @@ def test_score_explorer_sorts_by_worst_mistake(explorer):
     explorer.show_class.value = "real"
     assert len(explorer.rows) == 4 and all(r.label == 0 for r in explorer.rows)
     assert {r.attack for r in explorer.rows} == {"bonafide"}
+
+
+def test_channel_player_scores_the_clip_it_plays_through_the_channel(run, corpus):
+    from lcnn.channels import CONDITIONS
+    from lcnn.detector import runs
+
+    files = sorted((corpus / "testing" / "real").iterdir())[:2]  # white noise: wideband
+    player = ChannelPlayer(run, files, threshold=0.5)
+    player.file.value = files[1]
+    player.condition.value = "telephone"
+    model = runs.load_model(run)
+    clean = load_audio(files[1])  # 1-s clips: exactly the model's input length
+    through = CONDITIONS["telephone"](clean, SR, np.random.default_rng(0))
+    expected = model.predict(np.stack([clean, through]).astype(np.float32), verbose=0)[:, 0]
+    np.testing.assert_allclose(player.scores, expected, atol=1e-5)
+    np.testing.assert_allclose(played(player.players[0]), clean, atol=1e-4)
+    np.testing.assert_allclose(played(player.players[1]), np.clip(through, -1, 1), atol=1e-4)
+    def high_band_share(x):  # of the magnitude spectrum, above 4 kHz
+        spectrum = np.abs(np.fft.rfft(x))
+        return spectrum[len(spectrum) // 2:].sum() / spectrum.sum()
+
+    assert high_band_share(player.clean) > 0.3 and high_band_share(player.through) < 0.05
 
 
 # ------------------------------------------------------------------ ThresholdExplorer

@@ -483,6 +483,64 @@ class ScoreExplorer:
         return self.verdict(self.current.score) if self.current else None
 
 
+# ------------------------------------------------------------------ ChannelPlayer
+
+
+class ChannelPlayer:
+    """Hear and score a clip through each channel of lcnn.channels.CONDITIONS.
+
+    Pick a file and a condition: the widget plays the clip as the model hears it (its centre
+    crop) and the same crop through the channel, draws both, and shows the run's raw score
+    and verdict at `threshold` for each. State: `clean` and `through` (the two crops),
+    `scores` (raw score of each), `players`, `figure`.
+    """
+
+    def __init__(self, run_dir: str | Path, files: list[Path], threshold: float = 0.5,
+                 seed: int = 0):  # fmt: skip
+        from lcnn.channels import CONDITIONS
+        from lcnn.detector import runs
+
+        self.cfg = runs.load_config(run_dir)
+        self.model = runs.load_model(run_dir)
+        self.threshold, self.seed = threshold, seed
+        self.file = widgets.Dropdown(options=[(Path(f).name, Path(f)) for f in files],
+                                     description="file", layout=widgets.Layout(width="32em"))
+        self.condition = widgets.Dropdown(options=[c for c in CONDITIONS if c != "clean"],
+                                          description="channel")  # fmt: skip
+        self.output = widgets.Output()
+        self.clean: np.ndarray | None = None
+        self.through: np.ndarray | None = None
+        self.scores: tuple[float, float] | None = None
+        self.players: list[Audio] = []
+        self.figure: Figure | None = None
+        for control in (self.file, self.condition):
+            control.observe(lambda _: self._update(), names="value")
+        self._update()
+        self.widget = widgets.VBox([widgets.HBox([self.file, self.condition]), self.output])
+
+    def _update(self) -> None:
+        from lcnn.audio import fix_length, load_audio
+        from lcnn.channels import condition
+
+        sr, n = self.cfg.sample_rate, self.cfg.n_samples
+        self.clean = fix_length(load_audio(self.file.value, sr), n).astype(np.float32)
+        channel = condition(self.condition.value)
+        rng = np.random.default_rng(self.seed)  # the same noise or room on every visit
+        self.through = fix_length(channel(self.clean, sr, rng), n).astype(np.float32)
+        batch = np.stack([self.clean, self.through])
+        self.scores = tuple(float(s) for s in self.model.predict(batch, verbose=0)[:, 0])
+        self.players = [audio_player(x, sr) for x in batch]
+        verdicts = [LABELS[FAKE] if s >= self.threshold else LABELS[REAL] for s in self.scores]
+        summary = widgets.HTML(
+            f"<b>{self.file.value.name}</b>: raw score {self.scores[0]:.3f} ({verdicts[0]}) "
+            f"clean, {self.scores[1]:.3f} ({verdicts[1]}) through {self.condition.value}; "
+            f"verdicts at {self.threshold:.3f}")
+        self.figure = clip_figure([("clean", self.clean), (self.condition.value, self.through)],
+                                  sr)
+        _show(self.output, summary, "clean:", self.players[0],
+              f"through {self.condition.value}:", self.players[1], self.figure)
+
+
 # ------------------------------------------------------------------ ThresholdExplorer
 
 

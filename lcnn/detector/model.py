@@ -171,10 +171,11 @@ def layer_costs(model: keras.Model, cfg: Config) -> list[dict]:
     """One row per layer: name, type, output shape, parameters and cost per second of audio.
 
     `macs_per_s` counts the multiply-adds of the layers with weights (SincConv1D, Conv1D,
-    Dense): output positions x output channels x inputs per output, and of a LogFilterbank. Other layers (BatchNorm,
-    MFM, pooling, activations) count 0: their few operations per value are cheap to compute but
-    not to move, so `values_per_s` (output values per second of audio) shows where memory
-    traffic goes; on CPU that, more than MACs, is what made full-rate BatchNorm slow.
+    Dense): output positions x output channels x inputs per output, and of a LogFilterbank.
+    Other layers (BatchNorm, MFM, pooling, activations) count 0: their few operations per value
+    are cheap to compute but not to move, so `values_per_s` (output values per second of audio)
+    shows where memory traffic goes; on CPU that, more than MACs, is what made full-rate
+    BatchNorm slow.
     """
     rows = []
     for layer in model.layers:
