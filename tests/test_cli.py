@@ -29,12 +29,12 @@ def test_no_flags_give_configs_defaults():
 
 
 def test_every_flag_reaches_its_field():
-    args = parse("--data_path", "d", "--model", "seed", "--epochs", 3, "--batch_size", 8,
+    args = parse("--data_path", "d", "--model", "baseline", "--epochs", 3, "--batch_size", 8,
                  "--learning_rate", 0.01, "--patience", 0, "--seed", 7, "--threads", 2,
                  "--set", "duration=1.5", "--set", "focal_alpha=0.25", "--set", "sinc_log=true")
     cfg = _config_from_args(args)
     assert (cfg.model, cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.patience, cfg.seed,
-            cfg.threads) == ("seed", 3, 8, 0.01, 0, 7, 2)
+            cfg.threads) == ("baseline", 3, 8, 0.01, 0, 7, 2)
     assert (cfg.duration, cfg.focal_alpha, cfg.sinc_log) == (1.5, 0.25, True)
     assert set(SETTING_FLAGS) <= {f.name for f in dataclasses.fields(Config)}
 
@@ -66,9 +66,24 @@ def test_resume_takes_runtime_options_and_refuses_settings(tmp_path):
         _resumed_config(parse("--resume", "--epochs", 12), tmp_path)
 
 
+def test_seed_is_the_old_name_of_the_baseline(tmp_path):
+    for argv in (("--model", "seed"), ("--set", "model=seed")):
+        assert _config_from_args(parse("--data_path", "d", *argv)).model == "baseline"
+    assert Config(model="seed") == Config(model="baseline")
+    # a run saved before the rename: its config.json says "seed"
+    saved = {**dataclasses.asdict(Config(model="baseline", epochs=5)), "model": "seed"}
+    (tmp_path / runs.CONFIG).write_text(json.dumps(saved))
+    assert runs.load_config(tmp_path) == Config(model="baseline", epochs=5)
+    for argv in ((), ("--model", "seed"), ("--model", "baseline")):
+        assert _resumed_config(parse("--resume", *argv), tmp_path).model == "baseline"
+    with pytest.raises(LcnnError, match=r"--model lcnn \(saved: baseline\)"):
+        _resumed_config(parse("--resume", "--model", "lcnn"), tmp_path)
+
+
 # ------------------------------------------------------------------ Config validation
 
-BAD_FIELDS = {"sample_rate": 0, "duration": -1.0, "model": "resnet", "sinc_filters": 2.5,
+BAD_FIELDS = {"sample_rate": 0, "duration": -1.0, "model": "resnet", "front_end": "cqt",
+              "sinc_filters": 2.5,
               "sinc_kernel_size": 0, "sinc_stride": True, "sinc_pool": -4, "sinc_log": "no",
               "sinc_trainable": 1, "dropout": 1.0, "epochs": 0, "batch_size": -8,
               "learning_rate": math.nan, "clipnorm": 0.0, "focal_alpha": 1.5,
@@ -163,9 +178,19 @@ def test_other_settings_are_refused_by_name(tmp_path):
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
+def test_a_run_saved_as_model_seed_resumes_as_the_baseline(tmp_path):
+    run, data = tmp_path / "run", tmp_path / "data"
+    state = _trained(run, Config(model="baseline"), data)
+    saved = json.loads((run / runs.CONFIG).read_text())
+    (run / runs.CONFIG).write_text(json.dumps({**saved, "model": "seed"}))
+    assert _start_or_resume(run, Config(model="baseline"), data, overwrite=False) == state
+    with pytest.raises(LcnnError, match=r"\(model differ\)"):
+        _start_or_resume(run, Config(), data, overwrite=False)
+
+
 def test_a_run_that_never_finished_an_epoch_takes_new_settings(tmp_path):
     run, data = tmp_path / "run", tmp_path / "data"
-    _trained(run, Config(model="seed"), data, epoch=0)
+    _trained(run, Config(model="baseline"), data, epoch=0)
     assert _start_or_resume(run, Config(), data, overwrite=False) == NEW_STATE
     assert runs.load_config(run) == Config()
 

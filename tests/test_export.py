@@ -150,14 +150,14 @@ def test_int8_keeps_the_sinc_taps_float(run_dir, exported):
     assert int8[conv1] == {"INT8"} and flt[conv1] == {"FLOAT32"}
 
 
-def test_int8_export_of_the_seed_design(tmp_path):
-    """The seed's sinc layer (24 x 15 taps) is too small for the converter to quantise."""
+def test_int8_export_of_the_baseline(tmp_path):
+    """The baseline's sinc layer (24 x 15 taps) is too small for the converter to quantise."""
     from lcnn.detector.export import convert_model
     from lcnn.detector.model import build_model
 
-    model = build_model(dataclasses.replace(CFG, model="seed"))
+    model = build_model(dataclasses.replace(CFG, model="baseline"))
     x, _ = _signals(CFG.n_samples, 4, seed=3)
-    path = tmp_path / "seed-int8.tflite"
+    path = tmp_path / "baseline-int8.tflite"
     path.write_bytes(convert_model(model, int8=True))
     expected = np.asarray(model.predict_on_batch(x)).reshape(-1)
     np.testing.assert_allclose(tflite_scorer(path)(x), expected, atol=INT8_TOL)

@@ -41,8 +41,9 @@ def test_default_is_a_small_light_cnn(default_model):
                                                              16000)
 
 
-def test_seed_is_not_called_a_light_cnn():
-    model = build_model(SHORT, model="seed")
+def test_the_baseline_is_not_called_a_light_cnn():
+    model = build_model(SHORT, model="baseline")
+    assert model.name == "baseline"
     assert not any(isinstance(layer, MaxFeatureMap) for layer in model.layers)
     assert model.get_layer("sinc").filters == 24
     assert model.get_layer("sinc").kernel_size == 15
@@ -76,7 +77,7 @@ def test_sample_rate_and_duration_come_from_the_config():
 
 
 def test_unknown_model_name_lists_the_valid_ones():
-    with pytest.raises(LcnnError, match="unknown model 'resnet'.*lcnn, seed"):
+    with pytest.raises(LcnnError, match="unknown model 'resnet'.*lcnn, baseline$"):
         build_model(Config(model="resnet"))
 
 
@@ -142,9 +143,9 @@ def test_model_flops_counts_no_input_gradient_for_the_sinc_layer(default_model):
     assert model_flops(default_model, cfg) == pytest.approx(4 * sinc + 6 * rest)
     frozen = build_model(Config(sinc_trainable=False))
     assert model_flops(frozen, cfg) == pytest.approx(2 * sinc + 6 * rest)  # forward only
-    seed = build_model(Config(model="seed"))
-    # The seed's full-rate convolutions cost more per clip than the whole default model.
-    assert model_flops(seed, cfg) > model_flops(default_model, cfg)
+    baseline = build_model(Config(model="baseline"))
+    # The baseline's full-rate convolutions cost more per clip than the whole default model.
+    assert model_flops(baseline, cfg) > model_flops(default_model, cfg)
 
 
 def test_sinc_trainable_false_freezes_only_the_filter_bank():

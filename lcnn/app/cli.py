@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from lcnn.config import MODELS, RUNTIME_FIELDS, Config
+from lcnn.config import MODELS, RUNTIME_FIELDS, Config, canonical_model
 from lcnn.errors import ConfigError, LcnnError
 
 # train flag -> Config field. The flags default to None ("not given"): the defaults live in
@@ -32,6 +32,8 @@ def _given_settings(args) -> dict:
     if args.noise:
         given["augment_noise"] = True
     given.update(_channel_settings(args))
+    if "model" in given:  # "seed" is the baseline: compared with a saved run as "baseline"
+        given["model"] = canonical_model(given["model"])
     return given
 
 
@@ -86,6 +88,7 @@ def _flag_of(field: str | None) -> str:
 def cmd_train(args) -> int:
     from lcnn.detector import runs
 
+    # the name as given: `--model seed` still finds the runs/seed its run was saved in
     run_dir = Path(args.run_dir or f"runs/{args.model or Config.model}")
     if args.resume and args.overwrite:
         raise LcnnError("--resume and --overwrite contradict each other; pass one")
@@ -306,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data_path", help="folder with training/ and validation/ (real/, fake/), "
                    "or a CSV list of files (path,label,split[,attack,speaker,...])")
     t.add_argument("--run_dir", help="where the run is written (default runs/<model>)")
-    t.add_argument("--model", help=f"{' or '.join(MODELS)} (default {Config.model})")
+    t.add_argument("--model", help=f"{' or '.join(MODELS)} (default {Config.model}; "
+                   "seed, its old name, means baseline)")
     t.add_argument("--epochs", type=int, help=f"default {Config.epochs}")
     t.add_argument("--batch_size", type=int, help=f"default {Config.batch_size}")
     t.add_argument("--learning_rate", type=float, help=f"default {Config.learning_rate}")

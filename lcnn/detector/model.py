@@ -1,4 +1,5 @@
-"""The models: a Light CNN on a learnable SincConv front end (default) and the seed's ReLU design.
+"""The models: a Light CNN on a learnable SincConv front end (default) and the baseline, the
+original project's ReLU CNN.
 
 Both take a float32 waveform of `cfg.n_samples` samples at `cfg.sample_rate` and output one
 number per clip, a sigmoid output, higher = more FAKE (a score, not a probability: see
@@ -52,12 +53,12 @@ BN_MOMENTUM = 0.9
 
 
 def build_model(cfg: Config, **overrides) -> keras.Model:
-    """Build `cfg.model` ("lcnn" or "seed"). Keyword overrides replace Config fields.
+    """Build `cfg.model` ("lcnn" or "baseline"). Keyword overrides replace Config fields.
 
     Example: `build_model(Config(), sinc_stride=1, sinc_pool=32)` for an ablation.
     """
     cfg = _apply_overrides(cfg, overrides)  # a new Config: its fields are checked again
-    return build_lcnn(cfg) if cfg.model == "lcnn" else build_seed(cfg)
+    return build_lcnn(cfg) if cfg.model == "lcnn" else build_baseline(cfg)
 
 
 def _apply_overrides(cfg: Config, overrides: dict) -> Config:
@@ -116,8 +117,8 @@ def front_end(cfg: Config, waveform, channels):
     return EnergyPooling1D(cfg.sinc_pool, log=cfg.sinc_log, name="energy")(x)
 
 
-def build_seed(cfg: Config) -> keras.Model:
-    """The seed project's design, kept for comparison. A ReLU CNN, *not* a Light CNN.
+def build_baseline(cfg: Config) -> keras.Model:
+    """The original project's design, kept as a baseline. A ReLU CNN, *not* a Light CNN.
 
     24 sinc filters x 15 taps at full rate -> BatchNorm -> ReLU -> Conv1D 16, 32, 64
     (kernel 3, ReLU), each with max-pool 4 and dropout 0.2 -> global average pooling ->
@@ -135,7 +136,7 @@ def build_seed(cfg: Config) -> keras.Model:
     x = layers.Dense(64, activation="relu", name="fc")(x)
     x = layers.Dropout(cfg.dropout, name="dropout")(x)
     outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="fake_probability")(x)
-    return keras.Model(inputs, outputs, name="seed")
+    return keras.Model(inputs, outputs, name="baseline")
 
 
 def _macs_per_clip(layer, out_shape) -> int:
