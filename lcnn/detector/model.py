@@ -24,6 +24,7 @@ that show what learning the filters buys).
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import keras
 from keras import layers
@@ -32,18 +33,28 @@ from lcnn.config import MODELS, Config  # noqa: F401  (MODELS: the names build_m
 from lcnn.detector.layers import EnergyPooling1D, LogFilterbank, MaxFeatureMap, SincConv1D
 from lcnn.errors import ConfigError
 
+
+class Block(NamedTuple):
+    """One Conv1D + MFM layer of the LCNN body."""
+
+    filters: int  # before MFM, which halves them
+    kernel: int
+    pool: bool  # then max-pool by 2
+    norm: bool  # then BatchNorm
+
+
 # The LCNN body, after the ASVspoof 2021 LFCC-LCNN baseline (nii-yamagishilab) with 1-D
-# convolutions over time: (filters before MFM, kernel size, then max-pool by 2?, BatchNorm after?)
+# convolutions over time.
 LCNN_BLOCKS = (
-    (64, 5, True, False),
-    (64, 1, False, True),
-    (96, 3, True, True),
-    (96, 1, False, True),
-    (128, 3, True, False),
-    (128, 1, False, True),
-    (64, 3, False, True),
-    (64, 1, False, True),
-    (64, 3, True, False),
+    Block(filters=64, kernel=5, pool=True, norm=False),
+    Block(filters=64, kernel=1, pool=False, norm=True),
+    Block(filters=96, kernel=3, pool=True, norm=True),
+    Block(filters=96, kernel=1, pool=False, norm=True),
+    Block(filters=128, kernel=3, pool=True, norm=False),
+    Block(filters=128, kernel=1, pool=False, norm=True),
+    Block(filters=64, kernel=3, pool=False, norm=True),
+    Block(filters=64, kernel=1, pool=False, norm=True),
+    Block(filters=64, kernel=3, pool=True, norm=False),
 )
 LCNN_DENSE = 160  # before MFM; the embedding has half as many features
 # Keras' default BatchNorm momentum (0.99) needs several hundred steps before the statistics
@@ -86,12 +97,12 @@ def build_lcnn(cfg: Config) -> keras.Model:
     inputs, x = _waveform_input(cfg)
     x = front_end(cfg, inputs, x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="sinc_bn")(x)
-    for i, (filters, kernel, pool, norm) in enumerate(LCNN_BLOCKS, start=1):
-        x = layers.Conv1D(filters, kernel, padding="same", name=f"conv{i}")(x)
+    for i, block in enumerate(LCNN_BLOCKS, start=1):
+        x = layers.Conv1D(block.filters, block.kernel, padding="same", name=f"conv{i}")(x)
         x = MaxFeatureMap(name=f"mfm{i}")(x)
-        if pool:
+        if block.pool:
             x = layers.MaxPooling1D(2, padding="same", name=f"pool{i}")(x)
-        if norm:
+        if block.norm:
             x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{i}")(x)
     # Average pooling summarises the whole clip; max pooling keeps short, local artefacts.
     x = layers.Concatenate(name="pooled")(
