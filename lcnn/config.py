@@ -120,6 +120,20 @@ class Config:
             raise ConfigError(f"{path}: {e}") from None
 
 
+def parse_setting(item: str) -> tuple[str, object]:
+    """One "KEY=VALUE" Config setting (the CLI's and bench's --set) as (key, value). VALUE is
+    read as JSON (4, 1e-3, true, null, "12") or else taken as text; Config checks the value
+    when it is built. Raises ConfigError naming the item when KEY is not a Config field."""
+    key, sep, text = item.partition("=")
+    known = sorted(f.name for f in dataclasses.fields(Config))
+    if not sep or key not in known:
+        raise ConfigError(f"{item!r}: expected KEY=VALUE with KEY one of {', '.join(known)}")
+    try:
+        return key, json.loads(text)
+    except ValueError:
+        return key, text
+
+
 def canonical_model(name):
     """The model name MODELS lists for `name` (an alias such as "seed" -> "baseline"); any
     other value is returned as it is, for validation to judge."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lcnn.app.cli import SETTING_FLAGS, _config_from_args, _resumed_config, build_parser
-from lcnn.config import RUNTIME_FIELDS, Config
+from lcnn.config import RUNTIME_FIELDS, Config, parse_setting
 from lcnn.detector import runs
 from lcnn.detector.train import NEW_STATE, _start_or_resume
 from lcnn.errors import ConfigError, LcnnError
@@ -46,9 +46,36 @@ def test_augmentation_flags():
     assert cfg.augment_noise and cfg.augment_shift and cfg.augment_gain
 
 
-def test_set_rejects_unknown_keys():
+def test_set_rejects_unknown_keys(capsys):
     with pytest.raises(SystemExit):
         parse("--set", "colour=blue")
+    error = capsys.readouterr().err
+    assert "argument --set: 'colour=blue': expected KEY=VALUE with KEY one of" in error
+    assert error.count("\n") == 1
+
+
+@pytest.mark.parametrize(("item", "expected"), [
+    ("sinc_stride=4", ("sinc_stride", 4)),
+    ("learning_rate=1e-3", ("learning_rate", 0.001)),
+    ("sinc_log=true", ("sinc_log", True)),
+    ("focal_alpha=null", ("focal_alpha", None)),
+    ('augment_rawboost="12"', ("augment_rawboost", "12")),  # JSON text: a string, not 12
+    ("augment_rawboost=", ("augment_rawboost", "")),
+    ("model=baseline", ("model", "baseline")),  # not JSON: taken as text
+    ("front_end=a=b", ("front_end", "a=b")),  # split at the first "=" only
+])
+def test_parse_setting_reads_the_value_as_json_or_text(item, expected):
+    assert parse_setting(item) == expected
+
+
+@pytest.mark.parametrize("item", ["colour=blue", "sinc_stride", "=4", "Epochs=3"])
+def test_parse_setting_names_the_item_and_lists_the_fields(item):
+    with pytest.raises(ConfigError) as error:
+        parse_setting(item)
+    message = str(error.value)
+    assert message.startswith(f"{item!r}: expected KEY=VALUE with KEY one of ")
+    listed = message.split(" one of ", 1)[1].split(", ")
+    assert listed == sorted(f.name for f in dataclasses.fields(Config))
 
 
 def test_bad_flag_values_name_the_flag():

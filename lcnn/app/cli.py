@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from lcnn.config import MODELS, RUNTIME_FIELDS, Config, canonical_model
+from lcnn.config import MODELS, RUNTIME_FIELDS, Config, canonical_model, parse_setting
 from lcnn.errors import ConfigError, LcnnError
 
 # train flag -> Config field. The flags default to None ("not given"): the defaults live in
@@ -266,16 +266,12 @@ def _conditions() -> list[str]:
 
 
 def _setting(text: str) -> dict:
-    """argparse type of --set: KEY=VALUE, VALUE read as JSON (1, 0.5, true, null) or text."""
-    key, sep, value = text.partition("=")
-    known = {f.name for f in dataclasses.fields(Config)}
-    if not sep or key not in known:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(known))}")
+    """argparse type of --set: KEY=VALUE as lcnn.config.parse_setting reads it."""
     try:
-        return {key: json.loads(value)}
-    except ValueError:
-        return {key: value}
+        key, value = parse_setting(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return {key: value}
 
 
 class _Merge(argparse.Action):
