@@ -68,9 +68,6 @@ def run_dir(tmp_path_factory):
     import keras
 
     from lcnn.detector.model import build_model
-    from lcnn.runtime import set_threads
-
-    set_threads(2)
     keras.utils.set_random_seed(0)
     folder = tmp_path_factory.mktemp("run")
     model = build_model(CFG)

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import tensorflow as tf
 
 from lcnn import channels
 from lcnn.app import cli
@@ -20,12 +19,6 @@ from lcnn.dataset import list_files
 from lcnn.detector import data, runs
 from lcnn.detector.evaluate import window_scores, with_channel
 from lcnn.detector.predict import clip_windows, keras_scorer, score_file
-
-try:  # the CPU is shared: stay within two threads
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    tf.config.threading.set_inter_op_parallelism_threads(2)
-except RuntimeError:
-    pass
 
 RATE = 16000
 CFG = Config(duration=0.25, batch_size=4, augment_noise=False, augment_shift=False,
