@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lcnn.app.cli import SETTING_FLAGS, _config_from_args, _resumed_config, build_parser
+from lcnn.app.cli import SETTING_FLAGS, _config_from_args, _resumed_config, build_parser, main
 from lcnn.config import RUNTIME_FIELDS, Config, parse_setting
 from lcnn.detector import runs
 from lcnn.detector.train import NEW_STATE, _start_or_resume
@@ -105,6 +105,56 @@ def test_seed_is_the_old_name_of_the_baseline(tmp_path):
         assert _resumed_config(parse("--resume", *argv), tmp_path).model == "baseline"
     with pytest.raises(LcnnError, match=r"--model lcnn \(saved: baseline\)"):
         _resumed_config(parse("--resume", "--model", "lcnn"), tmp_path)
+
+
+@pytest.fixture
+def trained_with(monkeypatch):
+    """cmd_train with lcnn.detector.train.train replaced: the calls it would make."""
+    import lcnn.detector.train
+
+    calls = []
+
+    def train(data_path, run_dir, cfg, **options):
+        calls.append({"data_path": data_path, "run_dir": run_dir, "cfg": cfg, **options})
+        return {"best_epoch": 1, "best_eer": 0.25, "clips_per_s": None}
+
+    monkeypatch.setattr(lcnn.detector.train, "train", train)
+    return calls
+
+
+def test_train_command_passes_flags_to_train(trained_with, capsys):
+    assert main(["train", "--data_path", "d", "--epochs", "2", "--quiet", "--skip_bad",
+                 "--cache_dir", "c"]) == 0
+    assert trained_with == [{"data_path": "d", "run_dir": Path("runs/lcnn"),
+                             "cfg": Config(epochs=2), "overwrite": False, "skip_bad": True,
+                             "cache_dir": "c", "verbose": 0}]
+    assert "validation EER 25.00%" in capsys.readouterr().out
+    # the default folder is named after --model as given: the runs/seed of old runs
+    assert main(["train", "--data_path", "d", "--model", "seed", "--overwrite"]) == 0
+    assert trained_with[-1]["run_dir"] == Path("runs/seed")
+    assert trained_with[-1]["cfg"] == Config(model="baseline")
+    assert (trained_with[-1]["overwrite"], trained_with[-1]["verbose"]) == (True, 1)
+
+
+def test_train_resume_reads_the_saved_run(trained_with, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    runs.write_json(run / runs.CONFIG,
+                    {**dataclasses.asdict(Config(epochs=5)), "data_path": str(tmp_path / "d")})
+    assert main(["train", "--resume", "--run_dir", str(run), "--threads", "1"]) == 0
+    assert trained_with[-1]["data_path"] == str(tmp_path / "d")
+    assert trained_with[-1]["cfg"] == Config(epochs=5, threads=1)
+
+
+@pytest.mark.parametrize(("argv", "error"), [
+    (["--resume", "--overwrite"], "--resume and --overwrite contradict each other; pass one"),
+    (["--epochs", "2"], "--data_path is required (or --resume with --run_dir)"),
+    (["--data_path", "d", "--model", "resnet"], "--model: unknown model 'resnet'"),
+])
+def test_train_command_refuses_before_training(trained_with, capsys, argv, error):
+    assert main(["train", *argv]) == 2
+    assert capsys.readouterr().err.startswith(f"lcnn train: error: {error}")
+    assert trained_with == []
 
 
 # ------------------------------------------------------------------ Config validation

@@ -26,7 +26,11 @@ def test_both_models_output_one_probability_per_clip(name):
     x = np.random.default_rng(0).normal(scale=0.1, size=(3, SHORT.n_samples)).astype("float32")
     out = np.asarray(model.predict(x, verbose=0))
     assert out.shape == (3, 1)
-    assert np.all((out >= 0) & (out <= 1))
+    # the logistic function of a linear read-out of the features, computed here in numpy
+    head = model.get_layer("fake_probability")
+    features = np.asarray(keras.Model(model.input, head.input)(x, training=False))
+    kernel, bias = head.get_weights()
+    np.testing.assert_allclose(out, 1 / (1 + np.exp(-(features @ kernel + bias))), rtol=1e-5)
 
 
 def test_default_is_a_small_light_cnn(default_model):
