@@ -6,15 +6,14 @@ made-up inputs.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from lcnn.config import Config
+from lcnn.config import Config, parse_setting
+from lcnn.errors import ConfigError
 from lcnn.io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,23 +69,13 @@ def round_ratios(numerator: list[float], denominator: list[float]) -> dict:
 
 
 def parse_settings(items: list[str]) -> dict:
-    """["sinc_stride=4", "sinc_log=true"] -> {"sinc_stride": 4, "sinc_log": True}.
-
-    Values are read as JSON (numbers, true/false, null), anything else as a string; fields
-    that Config does not have are refused here, so a typo fails before any training starts.
-    """
-    known = {f.name for f in dataclasses.fields(Config)}
-    out = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or key not in known:
-            raise SystemExit(f"--set {item}: expected FIELD=VALUE with a Config field "
-                             f"({', '.join(sorted(known))})")
-        try:
-            out[key] = json.loads(text)
-        except json.JSONDecodeError:
-            out[key] = text
-    return out
+    """["sinc_stride=4", "sinc_log=true"] -> {"sinc_stride": 4, "sinc_log": True}, each item
+    read by lcnn.config.parse_setting (as `python -m lcnn train --set` reads it); a field that
+    Config does not have ends the script here, before any training starts."""
+    try:
+        return dict(parse_setting(item) for item in items)
+    except ConfigError as e:
+        raise SystemExit(f"--set {e}") from None
 
 
 def random_batch(cfg: Config, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

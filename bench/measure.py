@@ -80,10 +80,10 @@ def compiled_pass(cfg: Config, batches: list, weights: dict | None):
 
 def training_ratio(data_path: Path, cfg: Config, rounds: int, warmup: int = 2,
                    max_batches: int | None = None, matmul_n: int = MATMUL_N) -> dict:
-    """The default model (cfg) against the seed design (cfg with model="seed") and TensorFlow's
+    """The default model (cfg) against the baseline (cfg with model="baseline") and TensorFlow's
     own matmul, in turns: the same cached batches, batch size and compiled step for both models.
 
-    Per round: each model's clips/s over one pass of the batches, the default / seed ratio,
+    Per round: each model's clips/s over one pass of the batches, the default / baseline ratio,
     and the default's training FLOP rate as a fraction of the matmul's, measured in that round.
     The first `warmup` passes (graph building, memory allocation) are not timed.
     `max_batches` and a smaller `matmul_n` shorten each round (for --quick).
@@ -94,7 +94,7 @@ def training_ratio(data_path: Path, cfg: Config, rounds: int, warmup: int = 2,
     batches = batches[:max_batches]
     clips = len(batches) * cfg.batch_size
     models, fns = {}, {}
-    for name, c in (("lcnn", cfg), ("seed", dataclasses.replace(cfg, model="seed"))):
+    for name, c in (("lcnn", cfg), ("baseline", dataclasses.replace(cfg, model="baseline"))):
         models[name], fns[name] = compiled_pass(c, batches, weights)
     mm, mm_flops = matmuls(matmul_n)
     times = interleaved({**fns, **mm}, rounds, warmup=warmup)
@@ -107,7 +107,7 @@ def training_ratio(data_path: Path, cfg: Config, rounds: int, warmup: int = 2,
         "matrix": matmul_n,
         "gflop_per_clip": gflop,
         "clips_per_s": {k: {**summary(v), "each": v} for k, v in speed.items()},
-        "speedup_vs_seed": round_ratios(speed["lcnn"], speed["seed"]),
+        "speedup_vs_baseline": round_ratios(speed["lcnn"], speed["baseline"]),
         "model_gflops": summary(lcnn_gflops),
         "matmul_gflops": {k: summary(v) for k, v in matmul_gflops.items()},
         "flop_fraction_of_tf_matmul": round_ratios(lcnn_gflops,

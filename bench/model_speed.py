@@ -1,4 +1,4 @@
-"""Training and inference speed of the default model and the seed design, on random data.
+"""Training and inference speed of the default model and the baseline, on random data.
 
 Usage (from the repository root): python -m bench.model_speed [--steps 8] [--warmup 3]
                                                               [--set sinc_stride=4 ...]
@@ -75,20 +75,20 @@ def main() -> None:
     set_threads(args.threads)  # as training sets them: one op at a time
 
     cfg = Config()
-    configs = {"lcnn": (cfg, overrides), "seed": (Config(model="seed"), {})}
+    configs = {"lcnn": (cfg, overrides), "baseline": (Config(model="baseline"), {})}
     results = measure(configs, args.steps, args.warmup)
     print(f"batch {cfg.batch_size} x {cfg.duration:g} s clips, {args.threads} threads, "
           f"{args.steps} timed steps after {args.warmup} warm-up; overrides {overrides or 'none'}")
     print("clips/s as median (fastest step)")
-    print(f"{'model':6} {'params':>8} {'train GFLOP/clip':>17} {'train clips/s':>16} "
+    print(f"{'model':8} {'params':>8} {'train GFLOP/clip':>17} {'train clips/s':>16} "
           f"{'infer clips/s':>18}")
     for name, r in results.items():
-        print(f"{name:6} {r['params']:>8,} {r['gflops']:>17.3f} "
+        print(f"{name:8} {r['params']:>8,} {r['gflops']:>17.3f} "
               f"{r['train']:>7.1f} ({r['train_best']:6.1f}) "
               f"{r['infer']:>8.1f} ({r['infer_best']:7.1f})")
-    lcnn, seed = results["lcnn"], results["seed"]
-    print(f"training speed ratio lcnn / seed: {lcnn['train'] / seed['train']:.1f}x median, "
-          f"{lcnn['train_best'] / seed['train_best']:.1f}x fastest step")
+    lcnn, baseline = results["lcnn"], results["baseline"]
+    print(f"training speed ratio lcnn / baseline: {lcnn['train'] / baseline['train']:.1f}x median, "
+          f"{lcnn['train_best'] / baseline['train_best']:.1f}x fastest step")
 
 
 if __name__ == "__main__":

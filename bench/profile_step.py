@@ -1,6 +1,6 @@
 """Where a training step's time goes: TensorFlow's profiler over a few steps, summed per layer.
 
-Usage (from the repository root): python -m bench.profile_step [--steps 10] [--model seed]
+Usage (from the repository root): python -m bench.profile_step [--steps 10] [--model baseline]
                                                                [--set sinc_stride=4 ...]
 
 Trains the default model (or one with Config overrides) on random data with
@@ -57,7 +57,7 @@ def layer_of(op_name: str, layers: set[str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--model", default=Config.model, help="lcnn (default) or seed")
+    parser.add_argument("--model", default=Config.model, help="lcnn (default) or baseline")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE")
     args = parser.parse_args()
     overrides = parse_settings(args.set)

@@ -4,13 +4,13 @@ Usage (from the repository root): python -m bench.run [--data data/demo] [--roun
 
 One process, 2 threads, on the demo corpus's 2-s clips at 16 kHz:
 
-1. training speed (bench.measure.training_ratio): the default model and the seed design, each
+1. training speed (bench.measure.training_ratio): the default model and the baseline, each
    one compiled training step per batch on the same cached training batches, and TensorFlow's
-   and numpy's float32 matmul, taking turns for `--rounds` rounds; the default / seed ratio
+   and numpy's float32 matmul, taking turns for `--rounds` rounds; the default / baseline ratio
    and the FLOP-rate fraction per round.
 2. pipeline: one epoch of make_dataset decoding the files against the same from the cache.
 3. training runs (lcnn.detector.train.train): the default model for the Config's epochs, then
-   the default and the seed design for the same short number of epochs (`--compare_epochs`)
+   the default and the baseline for the same short number of epochs (`--compare_epochs`)
    for the EER comparison; EERs on `testing`.
 4. export and inference: TFLite float32 and int8 EERs, int8 score error, the float EER's
    bootstrap CI; batch inference and single-clip latency (Keras, both TFLite files), in turns.
@@ -38,11 +38,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def trainings(data_path: Path, out_dir: Path, cfg: Config, compare_epochs: int) -> dict:
-    """The default model on its full schedule, then default and seed for an equal short one
-    (the seed's full schedule alone would take longer than the whole benchmark may)."""
+    """The default model on its full schedule, then default and baseline for an equal short
+    one (the baseline's full schedule alone would take longer than the whole benchmark may)."""
     short = dataclasses.replace(cfg, epochs=compare_epochs)
     plan = (("lcnn", cfg), (f"lcnn, {compare_epochs} epochs", short),
-            (f"seed, {compare_epochs} epochs", dataclasses.replace(short, model="seed")))
+            (f"baseline, {compare_epochs} epochs", dataclasses.replace(short, model="baseline")))
     runs = {}
     for i, (name, c) in enumerate(plan):
         print(f"training {name} ({c.model}, {c.epochs} epochs) ...", flush=True)
@@ -79,16 +79,16 @@ def run(data_path: Path, out_dir: Path, rounds: int, epochs: int | None, compare
                "cpu_model": cpu_model(),
                "load_average_at_start": list(os.getloadavg()), "data": str(data_path),
                "config": dataclasses.asdict(cfg), "rounds": rounds}
-    print(f"training speed: default vs seed vs matmul, {rounds} rounds ...", flush=True)
+    print(f"training speed: default vs baseline vs matmul, {rounds} rounds ...", flush=True)
     r["training_ratio"] = measure.training_ratio(
         data_path, cfg, rounds, warmup=1 if batches else 2, max_batches=batches,
         matmul_n=measure.MATMUL_N // 2 if batches else measure.MATMUL_N)
     print("data pipeline: files vs cache ...", flush=True)
     r["pipeline"] = measure.pipeline(data_path, cfg, rounds)
     r["runs"] = trainings(data_path, out_dir, cfg, compare_epochs)
-    _, lcnn_short, seed_short = r["runs"].values()
+    _, lcnn_short, baseline_short = r["runs"].values()
     r["compare"] = {"epochs": compare_epochs, "lcnn": lcnn_short["test_eer"],
-                    "seed": seed_short["test_eer"]}
+                    "baseline": baseline_short["test_eer"]}
     print("TFLite export, EER and latency ...", flush=True)
     lcnn_dir = out_dir / f"run0-{cfg.model}"
     clips, test_batches = measure.testing_batches(data_path, cfg)
@@ -109,7 +109,7 @@ def main() -> None:
                         help="rounds of the measurements taken in turns (make bench: 7)")
     parser.add_argument("--epochs", type=int, help="training epochs (default: the Config's)")
     parser.add_argument("--compare_epochs", type=int, default=6,
-                        help="epochs of the equal short training of default and seed")
+                        help="epochs of the equal short training of default and baseline")
     parser.add_argument("--quick", action="store_true",
                         help="2 epochs, 2 rounds of one batch; checks the script only")
     args = parser.parse_args()

@@ -11,7 +11,11 @@ from pathlib import Path
 
 from lcnn.errors import ConfigError
 
-MODELS = ("lcnn", "seed")
+MODELS = ("lcnn", "baseline")
+# The baseline (the original project's ReLU CNN) was called "seed" before the name was taken
+# back for random seeds. Run folders saved then still say model "seed" in config.json: the
+# alias keeps them loading and resuming, and `--model seed` working.
+MODEL_ALIASES = {"seed": "baseline"}
 FRONT_ENDS = ("sinc", "mel", "linear")  # lcnn.detector.model.front_end
 # Runtime options: how a run is computed, not what it computes. They may change between a run
 # and its resumption, so they are not compared when a run folder is reused.
@@ -29,7 +33,7 @@ class Config:
     sample_rate: int = 16000
     duration: float = 2.0  # seconds per clip, as in FoR for-2sec
     # model
-    model: str = "lcnn"  # one of MODELS: "lcnn" (default) or "seed" (the seed's ReLU design)
+    model: str = "lcnn"  # one of MODELS: "lcnn" (default) or "baseline" (the original ReLU CNN)
     # front end of "lcnn" (lcnn/detector/model.py): "sinc" learns its band-pass filters; "mel"
     # and "linear" are fixed log filter banks (the controls). The band count (sinc_filters) and
     # the hop (sinc_stride * sinc_pool) apply to all three, so the LCNN body sees the same shape.
@@ -77,6 +81,7 @@ class Config:
     seed: int = 42
 
     def __post_init__(self) -> None:
+        self.model = canonical_model(self.model)
         for field, problem in _problems(self):
             raise ConfigError(problem, field=field)
         if self.n_samples < 1:
@@ -116,6 +121,26 @@ class Config:
             return cls(**{k: v for k, v in data.items() if k in known})
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
+
+
+def parse_setting(item: str) -> tuple[str, object]:
+    """One "KEY=VALUE" Config setting (the CLI's and bench's --set) as (key, value). VALUE is
+    read as JSON (4, 1e-3, true, null, "12") or else taken as text; Config checks the value
+    when it is built. Raises ConfigError naming the item when KEY is not a Config field."""
+    key, sep, text = item.partition("=")
+    known = sorted(f.name for f in dataclasses.fields(Config))
+    if not sep or key not in known:
+        raise ConfigError(f"{item!r}: expected KEY=VALUE with KEY one of {', '.join(known)}")
+    try:
+        return key, json.loads(text)
+    except ValueError:
+        return key, text
+
+
+def canonical_model(name):
+    """The model name MODELS lists for `name` (an alias such as "seed" -> "baseline"); any
+    other value is returned as it is, for validation to judge."""
+    return MODEL_ALIASES.get(name, name) if isinstance(name, str) else name
 
 
 def _is_int(value) -> bool:

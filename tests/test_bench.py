@@ -37,13 +37,16 @@ def test_round_ratios_pair_rounds():
 
 def test_parse_settings_reads_json_values_and_refuses_unknown_fields():
     assert common.parse_settings(["sinc_stride=4", "sinc_log=true", "focal_alpha=null",
-                                  "model=seed", "learning_rate=1e-3"]) == {
-        "sinc_stride": 4, "sinc_log": True, "focal_alpha": None, "model": "seed",
+                                  "model=baseline", "learning_rate=1e-3"]) == {
+        "sinc_stride": 4, "sinc_log": True, "focal_alpha": None, "model": "baseline",
         "learning_rate": 1e-3}
-    with pytest.raises(SystemExit, match="sinc_strid"):
-        common.parse_settings(["sinc_strid=4"])
-    with pytest.raises(SystemExit):
+    # the same reading and message as `python -m lcnn train --set` (lcnn.config.parse_setting)
+    with pytest.raises(SystemExit, match=r"^--set 'sinc_strid=4': expected KEY=VALUE with KEY "
+                                         r"one of augment_codec, .*, sinc_stride, "):
+        common.parse_settings(["sinc_strid=4", "sinc_stride=4"])
+    with pytest.raises(SystemExit, match="^--set 'sinc_stride': expected KEY=VALUE"):
         common.parse_settings(["sinc_stride"])
+    assert common.parse_settings([]) == {}
 
 
 def fake_results() -> dict:
@@ -56,8 +59,8 @@ def fake_results() -> dict:
            "best_epoch": 2, "val_eer": 0.1, "test_eer": 0.2, "eer_by_attack": {"x": 0.3}}
     return {
         "training_ratio": {"rounds": 5, "clips_per_pass": 320, "batch_size": 64, "matrix": 4096,
-                           "speedup_vs_seed": s(8.5, 7.9, 9.0),
-                           "clips_per_s": {"lcnn": s(350.0), "seed": s(41.0)},
+                           "speedup_vs_baseline": s(8.5, 7.9, 9.0),
+                           "clips_per_s": {"lcnn": s(350.0), "baseline": s(41.0)},
                            "model_gflops": s(30.0), "flop_fraction_of_tf_matmul": s(0.5),
                            "flop_fraction_of_numpy_matmul": s(0.2),
                            "matmul_gflops": {"matmul_tensorflow": s(60.0),
@@ -70,8 +73,8 @@ def fake_results() -> dict:
         "tflite": {"fp32": {"bytes": 400_000, "test_eer": 0.20, "test_eer_ci95": (0.15, 0.25)},
                    "int8": {"bytes": 170_000, "test_eer": 0.27,
                             "score_error": {"median": 0.001, "max": 0.01}}},
-        "compare": {"lcnn": 0.25, "seed": 0.30},
-        "runs": {"lcnn": run, "seed, 6 epochs": run},
+        "compare": {"lcnn": 0.25, "baseline": 0.30},
+        "runs": {"lcnn": run, "baseline, 6 epochs": run},
         "unseen_attacks": ["x"],
     }
 
@@ -79,12 +82,12 @@ def fake_results() -> dict:
 def test_ratios_and_targets_on_made_up_results():
     r = fake_results()
     ratio = report.ratios(r)
-    assert ratio["train_speedup_vs_seed"] == 8.5
+    assert ratio["train_speedup_vs_baseline"] == 8.5
     assert ratio["int8_eer_outside_float_ci_pp"] == pytest.approx(2.0)  # 27% vs CI top 25%
     assert ratio["pipeline_headroom"] == pytest.approx(5.0)
-    assert ratio["eer_gain_vs_seed_pp"] == pytest.approx(5.0)
+    assert ratio["eer_gain_vs_baseline_pp"] == pytest.approx(5.0)
     passed = {t["key"]: t["pass"] for t in report.check_targets(ratio)}
-    assert passed["train_speedup_vs_seed"] and passed["cache_speedup"]  # 2.0 >= 2 holds
+    assert passed["train_speedup_vs_baseline"] and passed["cache_speedup"]  # 2.0 >= 2 holds
     assert not passed["latency_ms_tflite_int8"] and not passed["int8_eer_outside_float_ci_pp"]
     r["tflite"]["int8"]["test_eer"] = 0.16  # inside the CI now
     assert report.ratios(r)["int8_eer_outside_float_ci_pp"] == 0.0

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lcnn.app.cli import SETTING_FLAGS, _config_from_args, _resumed_config, build_parser
-from lcnn.config import RUNTIME_FIELDS, Config
+from lcnn.app.cli import SETTING_FLAGS, _config_from_args, _resumed_config, build_parser, main
+from lcnn.config import RUNTIME_FIELDS, Config, parse_setting
 from lcnn.detector import runs
 from lcnn.detector.train import NEW_STATE, _start_or_resume
 from lcnn.errors import ConfigError, LcnnError
@@ -29,12 +29,12 @@ def test_no_flags_give_configs_defaults():
 
 
 def test_every_flag_reaches_its_field():
-    args = parse("--data_path", "d", "--model", "seed", "--epochs", 3, "--batch_size", 8,
+    args = parse("--data_path", "d", "--model", "baseline", "--epochs", 3, "--batch_size", 8,
                  "--learning_rate", 0.01, "--patience", 0, "--seed", 7, "--threads", 2,
                  "--set", "duration=1.5", "--set", "focal_alpha=0.25", "--set", "sinc_log=true")
     cfg = _config_from_args(args)
     assert (cfg.model, cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.patience, cfg.seed,
-            cfg.threads) == ("seed", 3, 8, 0.01, 0, 7, 2)
+            cfg.threads) == ("baseline", 3, 8, 0.01, 0, 7, 2)
     assert (cfg.duration, cfg.focal_alpha, cfg.sinc_log) == (1.5, 0.25, True)
     assert set(SETTING_FLAGS) <= {f.name for f in dataclasses.fields(Config)}
 
@@ -46,9 +46,36 @@ def test_augmentation_flags():
     assert cfg.augment_noise and cfg.augment_shift and cfg.augment_gain
 
 
-def test_set_rejects_unknown_keys():
+def test_set_rejects_unknown_keys(capsys):
     with pytest.raises(SystemExit):
         parse("--set", "colour=blue")
+    error = capsys.readouterr().err
+    assert "argument --set: 'colour=blue': expected KEY=VALUE with KEY one of" in error
+    assert error.count("\n") == 1
+
+
+@pytest.mark.parametrize(("item", "expected"), [
+    ("sinc_stride=4", ("sinc_stride", 4)),
+    ("learning_rate=1e-3", ("learning_rate", 0.001)),
+    ("sinc_log=true", ("sinc_log", True)),
+    ("focal_alpha=null", ("focal_alpha", None)),
+    ('augment_rawboost="12"', ("augment_rawboost", "12")),  # JSON text: a string, not 12
+    ("augment_rawboost=", ("augment_rawboost", "")),
+    ("model=baseline", ("model", "baseline")),  # not JSON: taken as text
+    ("front_end=a=b", ("front_end", "a=b")),  # split at the first "=" only
+])
+def test_parse_setting_reads_the_value_as_json_or_text(item, expected):
+    assert parse_setting(item) == expected
+
+
+@pytest.mark.parametrize("item", ["colour=blue", "sinc_stride", "=4", "Epochs=3"])
+def test_parse_setting_names_the_item_and_lists_the_fields(item):
+    with pytest.raises(ConfigError) as error:
+        parse_setting(item)
+    message = str(error.value)
+    assert message.startswith(f"{item!r}: expected KEY=VALUE with KEY one of ")
+    listed = message.split(" one of ", 1)[1].split(", ")
+    assert listed == sorted(f.name for f in dataclasses.fields(Config))
 
 
 def test_bad_flag_values_name_the_flag():
@@ -66,9 +93,74 @@ def test_resume_takes_runtime_options_and_refuses_settings(tmp_path):
         _resumed_config(parse("--resume", "--epochs", 12), tmp_path)
 
 
+def test_seed_is_the_old_name_of_the_baseline(tmp_path):
+    for argv in (("--model", "seed"), ("--set", "model=seed")):
+        assert _config_from_args(parse("--data_path", "d", *argv)).model == "baseline"
+    assert Config(model="seed") == Config(model="baseline")
+    # a run saved before the rename: its config.json says "seed"
+    saved = {**dataclasses.asdict(Config(model="baseline", epochs=5)), "model": "seed"}
+    (tmp_path / runs.CONFIG).write_text(json.dumps(saved))
+    assert runs.load_config(tmp_path) == Config(model="baseline", epochs=5)
+    for argv in ((), ("--model", "seed"), ("--model", "baseline")):
+        assert _resumed_config(parse("--resume", *argv), tmp_path).model == "baseline"
+    with pytest.raises(LcnnError, match=r"--model lcnn \(saved: baseline\)"):
+        _resumed_config(parse("--resume", "--model", "lcnn"), tmp_path)
+
+
+@pytest.fixture
+def trained_with(monkeypatch):
+    """cmd_train with lcnn.detector.train.train replaced: the calls it would make."""
+    import lcnn.detector.train
+
+    calls = []
+
+    def train(data_path, run_dir, cfg, **options):
+        calls.append({"data_path": data_path, "run_dir": run_dir, "cfg": cfg, **options})
+        return {"best_epoch": 1, "best_eer": 0.25, "clips_per_s": None}
+
+    monkeypatch.setattr(lcnn.detector.train, "train", train)
+    return calls
+
+
+def test_train_command_passes_flags_to_train(trained_with, capsys):
+    assert main(["train", "--data_path", "d", "--epochs", "2", "--quiet", "--skip_bad",
+                 "--cache_dir", "c"]) == 0
+    assert trained_with == [{"data_path": "d", "run_dir": Path("runs/lcnn"),
+                             "cfg": Config(epochs=2), "overwrite": False, "skip_bad": True,
+                             "cache_dir": "c", "verbose": 0}]
+    assert "validation EER 25.00%" in capsys.readouterr().out
+    # the default folder is named after --model as given: the runs/seed of old runs
+    assert main(["train", "--data_path", "d", "--model", "seed", "--overwrite"]) == 0
+    assert trained_with[-1]["run_dir"] == Path("runs/seed")
+    assert trained_with[-1]["cfg"] == Config(model="baseline")
+    assert (trained_with[-1]["overwrite"], trained_with[-1]["verbose"]) == (True, 1)
+
+
+def test_train_resume_reads_the_saved_run(trained_with, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    runs.write_json(run / runs.CONFIG,
+                    {**dataclasses.asdict(Config(epochs=5)), "data_path": str(tmp_path / "d")})
+    assert main(["train", "--resume", "--run_dir", str(run), "--threads", "1"]) == 0
+    assert trained_with[-1]["data_path"] == str(tmp_path / "d")
+    assert trained_with[-1]["cfg"] == Config(epochs=5, threads=1)
+
+
+@pytest.mark.parametrize(("argv", "error"), [
+    (["--resume", "--overwrite"], "--resume and --overwrite contradict each other; pass one"),
+    (["--epochs", "2"], "--data_path is required (or --resume with --run_dir)"),
+    (["--data_path", "d", "--model", "resnet"], "--model: unknown model 'resnet'"),
+])
+def test_train_command_refuses_before_training(trained_with, capsys, argv, error):
+    assert main(["train", *argv]) == 2
+    assert capsys.readouterr().err.startswith(f"lcnn train: error: {error}")
+    assert trained_with == []
+
+
 # ------------------------------------------------------------------ Config validation
 
-BAD_FIELDS = {"sample_rate": 0, "duration": -1.0, "model": "resnet", "sinc_filters": 2.5,
+BAD_FIELDS = {"sample_rate": 0, "duration": -1.0, "model": "resnet", "front_end": "cqt",
+              "sinc_filters": 2.5,
               "sinc_kernel_size": 0, "sinc_stride": True, "sinc_pool": -4, "sinc_log": "no",
               "sinc_trainable": 1, "dropout": 1.0, "epochs": 0, "batch_size": -8,
               "learning_rate": math.nan, "clipnorm": 0.0, "focal_alpha": 1.5,
@@ -163,9 +255,19 @@ def test_other_settings_are_refused_by_name(tmp_path):
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
+def test_a_run_saved_as_model_seed_resumes_as_the_baseline(tmp_path):
+    run, data = tmp_path / "run", tmp_path / "data"
+    state = _trained(run, Config(model="baseline"), data)
+    saved = json.loads((run / runs.CONFIG).read_text())
+    (run / runs.CONFIG).write_text(json.dumps({**saved, "model": "seed"}))
+    assert _start_or_resume(run, Config(model="baseline"), data, overwrite=False) == state
+    with pytest.raises(LcnnError, match=r"\(model differ\)"):
+        _start_or_resume(run, Config(), data, overwrite=False)
+
+
 def test_a_run_that_never_finished_an_epoch_takes_new_settings(tmp_path):
     run, data = tmp_path / "run", tmp_path / "data"
-    _trained(run, Config(model="seed"), data, epoch=0)
+    _trained(run, Config(model="baseline"), data, epoch=0)
     assert _start_or_resume(run, Config(), data, overwrite=False) == NEW_STATE
     assert runs.load_config(run) == Config()
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import tensorflow as tf
 
 from lcnn import FAKE, REAL
 from lcnn.audio import load_audio
@@ -18,12 +17,6 @@ from lcnn.config import Config
 from lcnn.dataset import find_splits, list_files
 from lcnn.detector import data
 from lcnn.errors import BadFilesError, LayoutError, LcnnError
-
-try:  # the CPU is shared: stay within two threads
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    tf.config.threading.set_inter_op_parallelism_threads(2)
-except RuntimeError:  # TensorFlow already started (another test module set it up)
-    pass
 
 RATE = 16000
 CFG = Config(duration=0.25, batch_size=4)  # 4000 samples per clip keeps everything fast

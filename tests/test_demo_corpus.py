@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
 import re
+import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -17,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "demo"
 SPLITS = ("training", "validation", "testing")
 sys.path.insert(0, str(ROOT / "tools"))
+import demo_corpus  # noqa: E402
 from demo_corpus import cues  # noqa: E402  (the builder's cue functions: numpy/scipy only)
 
 
@@ -154,3 +157,24 @@ def test_every_clip_has_the_same_length_and_level(measured):
     rms = np.array([m["rms_dbfs"] for m in measured])
     assert np.all(np.abs(rms - np.median(rms)) < 0.5)
     assert np.all(np.abs([m["dc_offset"] for m in measured]) < 1e-3)
+
+
+def test_importing_the_helpers_leaves_thread_variables_alone():
+    """Only the builder caps the numerical libraries' threads (when it starts): a test that
+    imports a helper must not change the environment of the whole test session."""
+    env = {k: v for k, v in os.environ.items() if k not in demo_corpus.THREAD_VARIABLES}
+    code = ("import os, sys; sys.path.insert(0, 'tools'); import demo_corpus.cues; "
+            "print([os.environ.get(v) for v in demo_corpus.THREAD_VARIABLES])")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str([None] * len(demo_corpus.THREAD_VARIABLES))
+
+
+def test_cap_threads_sets_what_is_unset_and_keeps_what_is_set(monkeypatch):
+    first, *rest = demo_corpus.THREAD_VARIABLES
+    monkeypatch.setenv(first, "7")
+    for name in rest:
+        monkeypatch.delenv(name, raising=False)
+    demo_corpus.cap_threads(3)
+    assert [os.environ[v] for v in demo_corpus.THREAD_VARIABLES] == ["7"] + ["3"] * len(rest)

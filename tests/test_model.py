@@ -26,7 +26,11 @@ def test_both_models_output_one_probability_per_clip(name):
     x = np.random.default_rng(0).normal(scale=0.1, size=(3, SHORT.n_samples)).astype("float32")
     out = np.asarray(model.predict(x, verbose=0))
     assert out.shape == (3, 1)
-    assert np.all((out >= 0) & (out <= 1))
+    # the logistic function of a linear read-out of the features, computed here in numpy
+    head = model.get_layer("fake_probability")
+    features = np.asarray(keras.Model(model.input, head.input)(x, training=False))
+    kernel, bias = head.get_weights()
+    np.testing.assert_allclose(out, 1 / (1 + np.exp(-(features @ kernel + bias))), rtol=1e-5)
 
 
 def test_default_is_a_small_light_cnn(default_model):
@@ -41,8 +45,9 @@ def test_default_is_a_small_light_cnn(default_model):
                                                              16000)
 
 
-def test_seed_is_not_called_a_light_cnn():
-    model = build_model(SHORT, model="seed")
+def test_the_baseline_is_not_called_a_light_cnn():
+    model = build_model(SHORT, model="baseline")
+    assert model.name == "baseline"
     assert not any(isinstance(layer, MaxFeatureMap) for layer in model.layers)
     assert model.get_layer("sinc").filters == 24
     assert model.get_layer("sinc").kernel_size == 15
@@ -85,7 +90,7 @@ def test_sample_rate_and_duration_come_from_the_config():
 
 
 def test_unknown_model_name_lists_the_valid_ones():
-    with pytest.raises(LcnnError, match="unknown model 'resnet'.*lcnn, seed"):
+    with pytest.raises(LcnnError, match="unknown model 'resnet'.*lcnn, baseline$"):
         build_model(Config(model="resnet"))
 
 
@@ -151,9 +156,9 @@ def test_model_flops_counts_no_input_gradient_for_the_sinc_layer(default_model):
     assert model_flops(default_model, cfg) == pytest.approx(4 * sinc + 6 * rest)
     frozen = build_model(Config(sinc_trainable=False))
     assert model_flops(frozen, cfg) == pytest.approx(2 * sinc + 6 * rest)  # forward only
-    seed = build_model(Config(model="seed"))
-    # The seed's full-rate convolutions cost more per clip than the whole default model.
-    assert model_flops(seed, cfg) > model_flops(default_model, cfg)
+    baseline = build_model(Config(model="baseline"))
+    # The baseline's full-rate convolutions cost more per clip than the whole default model.
+    assert model_flops(baseline, cfg) > model_flops(default_model, cfg)
 
 
 def test_sinc_trainable_false_freezes_only_the_filter_bank():

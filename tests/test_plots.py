@@ -57,9 +57,9 @@ def test_roc_and_pr_curves_use_the_data(tmp_path, labels_scores):
     assert _is_png(tmp_path / "roc.png") and _is_png(tmp_path / "pr.png")
 
 
-def test_det_curve_uses_normal_deviates_and_marks_eer(tmp_path, labels_scores):
+def test_plot_det_uses_normal_deviates_and_marks_eer(tmp_path, labels_scores):
     labels, scores = labels_scores
-    fig = plots.det_curve(labels, scores, tmp_path / "det.png")
+    fig = plots.plot_det(labels, scores, tmp_path / "det.png")
     ax = fig.axes[0]
     eer, _ = compute_eer(labels, scores)
     point = [line for line in ax.get_lines() if line.get_label().startswith("EER")][0]
@@ -103,14 +103,14 @@ def test_filter_plots_from_a_sinc_layer(tmp_path):
     layer = SincConv1D(8, 129, sample_rate=16000)
     layer.build((None, 400, 1))
     low, high = layer.cutoffs_hz()
-    fig = plots.filter_bank(low, high, low, high * 1.1, sample_rate=16000,
-                            path=tmp_path / "bands.png")
+    fig = plots.plot_filter_bank(low, high, low, high * 1.1, sample_rate=16000,
+                                 path=tmp_path / "bands.png")
     ax = fig.axes[0]
     assert len(ax.collections) == 2  # initial and learned bands
     assert ax.get_xlim() == (0, 8000)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["initial (mel-spaced)",
                                                                    "learned"]
-    alone = plots.filter_bank(low, high).axes[0]  # e.g. the bank before training: not "learned"
+    alone = plots.plot_filter_bank(low, high).axes[0]  # the bank before training: not "learned"
     assert [t.get_text() for t in alone.get_legend().get_texts()] == ["pass-band"]
     assert "learned" not in alone.get_ylabel()
     fig = plots.filter_responses(layer.filter_bank(), 16000, init_taps=layer.filter_bank(),
@@ -123,9 +123,9 @@ def test_filter_plots_from_a_sinc_layer(tmp_path):
     assert _is_png(tmp_path / "bands.png") and _is_png(tmp_path / "resp.png")
 
 
-def test_det_curve_marks_the_operating_point_of_a_threshold(labels_scores):
+def test_plot_det_marks_the_operating_point_of_a_threshold(labels_scores):
     labels, scores = labels_scores
-    fig = plots.det_curve(labels, scores, threshold=0.5)
+    fig = plots.plot_det(labels, scores, threshold=0.5)
     point = [line for line in fig.axes[0].get_lines()
              if line.get_label().startswith("threshold")][0]
     false_alarm = np.sum((scores >= 0.5) & (labels == 0)) / np.sum(labels == 0)

@@ -22,9 +22,7 @@ from lcnn.course.widgets import (
     matching_clip,
 )
 from lcnn.detector.data import INT16_SCALE
-from lcnn.runtime import set_threads
 
-set_threads(2)
 SR = 16000
 
 

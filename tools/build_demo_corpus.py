@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from demo_corpus import prereqs  # first: it caps the thread count before numpy loads
+from demo_corpus import cap_threads  # the package alone loads no numerical library
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = 20261202
@@ -253,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=None,
                         help="folder keeping the vocoded copies between builds (optional)")
     args = parser.parse_args(argv)
+    cap_threads()  # before numpy loads (prereqs imports it); the forked workers inherit it
+    from demo_corpus import prereqs
+
     apt, pip = prereqs.missing()
     if apt or pip:
         print("build_demo_corpus: missing prerequisites. Install them with:\n"

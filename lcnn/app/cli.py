@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from lcnn.config import MODELS, RUNTIME_FIELDS, Config
+from lcnn.config import MODELS, RUNTIME_FIELDS, Config, canonical_model, parse_setting
 from lcnn.errors import ConfigError, LcnnError
 
 # train flag -> Config field. The flags default to None ("not given"): the defaults live in
@@ -32,6 +32,8 @@ def _given_settings(args) -> dict:
     if args.noise:
         given["augment_noise"] = True
     given.update(_channel_settings(args))
+    if "model" in given:  # "seed" is the baseline: compared with a saved run as "baseline"
+        given["model"] = canonical_model(given["model"])
     return given
 
 
@@ -86,6 +88,7 @@ def _flag_of(field: str | None) -> str:
 def cmd_train(args) -> int:
     from lcnn.detector import runs
 
+    # the name as given: `--model seed` still finds the runs/seed its run was saved in
     run_dir = Path(args.run_dir or f"runs/{args.model or Config.model}")
     if args.resume and args.overwrite:
         raise LcnnError("--resume and --overwrite contradict each other; pass one")
@@ -263,16 +266,12 @@ def _conditions() -> list[str]:
 
 
 def _setting(text: str) -> dict:
-    """argparse type of --set: KEY=VALUE, VALUE read as JSON (1, 0.5, true, null) or text."""
-    key, sep, value = text.partition("=")
-    known = {f.name for f in dataclasses.fields(Config)}
-    if not sep or key not in known:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(known))}")
+    """argparse type of --set: KEY=VALUE as lcnn.config.parse_setting reads it."""
     try:
-        return {key: json.loads(value)}
-    except ValueError:
-        return {key: value}
+        key, value = parse_setting(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return {key: value}
 
 
 class _Merge(argparse.Action):
@@ -299,94 +298,101 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m lcnn", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="python -m lcnn", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model on <data_path>/{training,validation}")
-    t.add_argument("--data_path", help="folder with training/ and validation/ (real/, fake/), "
-                   "or a CSV list of files (path,label,split[,attack,speaker,...])")
-    t.add_argument("--run_dir", help="where the run is written (default runs/<model>)")
-    t.add_argument("--model", help=f"{' or '.join(MODELS)} (default {Config.model})")
-    t.add_argument("--epochs", type=int, help=f"default {Config.epochs}")
-    t.add_argument("--batch_size", type=int, help=f"default {Config.batch_size}")
-    t.add_argument("--learning_rate", type=float, help=f"default {Config.learning_rate}")
-    t.add_argument("--patience", type=int,
-                   help="stop after this many epochs without a better validation EER; 0 stops "
-                        f"at the first epoch that is not better (default {Config.patience})")
-    t.add_argument("--seed", type=int, help=f"random seed (default {Config.seed})")
-    t.add_argument("--threads", type=int,
-                   help=f"CPU threads, 0 = all cores (default {Config.threads}); may change "
-                        "when resuming")
-    t.add_argument("--set", type=_setting, action=_Merge, metavar="KEY=VALUE",
-                   help="any other setting of lcnn.config.Config, e.g. --set duration=1.0 "
-                        "(repeatable)")
-    t.add_argument("--no_augment", action="store_true", help="switch off all augmentation")
-    t.add_argument("--noise", action="store_true",
-                   help="add white noise at 10-40 dB SNR when training (off by default)")
-    t.add_argument("--codec", action="store_true",
-                   help="train on cached codec round trips too (MP3, Opus, AMR-NB, G.711, G.722)")
-    t.add_argument("--reverb", action="store_true",
-                   help="train on cached copies in synthetic rooms too (RT60 0.2-1.0 s)")
-    t.add_argument("--telephone", action="store_true",
-                   help="train on cached telephone-band (300-3,400 Hz) copies too")
-    t.add_argument("--rawboost", metavar="ALGOS",
-                   help="train on cached RawBoost copies too: algorithms 1-3 in series, e.g. 12")
-    t.add_argument("--variants", type=int,
-                   help="cached augmented copies per training clip")
-    t.add_argument("--resume", action="store_true",
-                   help="continue the run in --run_dir with its saved settings")
-    t.add_argument("--overwrite", action="store_true", help="delete --run_dir and start over")
-    t.set_defaults(func=cmd_train)
+    train = sub.add_parser("train", help="train a model on <data_path>/{training,validation}")
+    train.add_argument("--data_path",
+                       help="folder with training/ and validation/ (real/, fake/), or a CSV "
+                            "list of files (path,label,split[,attack,speaker,...])")
+    train.add_argument("--run_dir", help="where the run is written (default runs/<model>)")
+    train.add_argument("--model", help=f"{' or '.join(MODELS)} (default {Config.model}; "
+                       "seed, its old name, means baseline)")
+    train.add_argument("--epochs", type=int, help=f"default {Config.epochs}")
+    train.add_argument("--batch_size", type=int, help=f"default {Config.batch_size}")
+    train.add_argument("--learning_rate", type=float, help=f"default {Config.learning_rate}")
+    train.add_argument("--patience", type=int,
+                       help="stop after this many epochs without a better validation EER; 0 stops "
+                            f"at the first epoch that is not better (default {Config.patience})")
+    train.add_argument("--seed", type=int, help=f"random seed (default {Config.seed})")
+    train.add_argument("--threads", type=int,
+                       help=f"CPU threads, 0 = all cores (default {Config.threads}); may change "
+                            "when resuming")
+    train.add_argument("--set", type=_setting, action=_Merge, metavar="KEY=VALUE",
+                       help="any other setting of lcnn.config.Config, e.g. --set duration=1.0 "
+                            "(repeatable)")
+    train.add_argument("--no_augment", action="store_true", help="switch off all augmentation")
+    train.add_argument("--noise", action="store_true",
+                       help="add white noise at 10-40 dB SNR when training (off by default)")
+    train.add_argument("--codec", action="store_true",
+                       help="train on cached codec round trips too (MP3, Opus, AMR-NB, "
+                            "G.711, G.722)")
+    train.add_argument("--reverb", action="store_true",
+                       help="train on cached copies in synthetic rooms too (RT60 0.2-1.0 s)")
+    train.add_argument("--telephone", action="store_true",
+                       help="train on cached telephone-band (300-3,400 Hz) copies too")
+    train.add_argument("--rawboost", metavar="ALGOS",
+                       help="train on cached RawBoost copies too: algorithms 1-3 in series, "
+                            "e.g. 12")
+    train.add_argument("--variants", type=int,
+                       help="cached augmented copies per training clip")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --run_dir with its saved settings")
+    train.add_argument("--overwrite", action="store_true", help="delete --run_dir and start over")
+    train.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="EER and other metrics of a run on a split")
-    e.add_argument("--run_dir", required=True)
-    e.add_argument("--data_path", help="default: the run's training data; a FoR folder, a CSV "
-                   "list of files, or a folder holding In-the-Wild's meta.csv")
-    e.add_argument("--split", default="testing")
-    e.add_argument("--json", action="store_true", help="print one JSON object")
-    e.add_argument("--condition", default="clean", metavar="NAME",
-                   help="pass every clip through a channel first: all (a table) or one of "
-                        + ", ".join(_conditions()))
-    e.add_argument("--windows", action="store_true",
-                   help="score whole files in windows, as predict does (for long files)")
-    e.add_argument("--seed", type=int, default=0, help="seed of the --condition channel")
-    e.add_argument("--by", help="EER with 95%% CI per value of these metadata.csv columns, "
-                   "comma-separated, e.g. attack,speaker,lang,gender")
-    e.add_argument("--score_file", help="also write an ASVspoof-convention score file here "
-                   "(filename, attack, bonafide/spoof, LLR; higher = more bona fide)")
-    e.set_defaults(func=cmd_evaluate)
+    evaluate = sub.add_parser("evaluate", help="EER and other metrics of a run on a split")
+    evaluate.add_argument("--run_dir", required=True)
+    evaluate.add_argument("--data_path",
+                          help="default: the run's training data; a FoR folder, a CSV list of "
+                               "files, or a folder holding In-the-Wild's meta.csv")
+    evaluate.add_argument("--split", default="testing")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--condition", default="clean", metavar="NAME",
+                          help="pass every clip through a channel first: all (a table) or one of "
+                               + ", ".join(_conditions()))
+    evaluate.add_argument("--windows", action="store_true",
+                          help="score whole files in windows, as predict does (for long files)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the --condition channel")
+    evaluate.add_argument("--by", help="EER with 95%% CI per value of these metadata.csv "
+                          "columns, comma-separated, e.g. attack,speaker,lang,gender")
+    evaluate.add_argument("--score_file", help="also write an ASVspoof-convention score file "
+                          "here (filename, attack, bonafide/spoof, LLR; higher = more bona fide)")
+    evaluate.set_defaults(func=cmd_evaluate)
 
-    r = sub.add_parser("predict", help="score audio files and folders")
-    r.add_argument("--run_dir", required=True)
-    r.add_argument("paths", nargs="+", metavar="PATH")
-    r.add_argument("--tflite", help="score with this exported .tflite model instead")
-    r.add_argument("--json", action="store_true", help="one JSON object per file")
-    r.set_defaults(func=cmd_predict)
+    predict = sub.add_parser("predict", help="score audio files and folders")
+    predict.add_argument("--run_dir", required=True)
+    predict.add_argument("paths", nargs="+", metavar="PATH")
+    predict.add_argument("--tflite", help="score with this exported .tflite model instead")
+    predict.add_argument("--json", action="store_true", help="one JSON object per file")
+    predict.set_defaults(func=cmd_predict)
 
-    for q in (e, r):
-        q.add_argument("--threshold", type=_finite, default=None,
-                       help="call a clip fake when its raw score is at least this (default: "
-                       "the validation EER threshold stored in the run's calibration.json)")
-    for q in (t, e):
-        q.add_argument("--skip_bad", action="store_true",
-                       help="skip unreadable audio files instead of stopping")
-        q.add_argument("--cache_dir", help="where decoded clips are cached")
-    t.add_argument("--quiet", action="store_true")
+    for scoring in (evaluate, predict):
+        scoring.add_argument("--threshold", type=_finite, default=None,
+                             help="call a clip fake when its raw score is at least this "
+                                  "(default: the validation EER threshold stored in the run's "
+                                  "calibration.json)")
+    for reading in (train, evaluate):
+        reading.add_argument("--skip_bad", action="store_true",
+                             help="skip unreadable audio files instead of stopping")
+        reading.add_argument("--cache_dir", help="where decoded clips are cached")
+    train.add_argument("--quiet", action="store_true")
 
-    x = sub.add_parser("export", help="export a run's model to TensorFlow Lite")
-    x.add_argument("--run_dir", required=True)
-    x.add_argument("--int8", action="store_true", help="dynamic-range int8 quantisation")
-    x.add_argument("--out", help="output file (default <run_dir>/model[-int8].tflite)")
-    x.set_defaults(func=cmd_export)
+    export = sub.add_parser("export", help="export a run's model to TensorFlow Lite")
+    export.add_argument("--run_dir", required=True)
+    export.add_argument("--int8", action="store_true", help="dynamic-range int8 quantisation")
+    export.add_argument("--out", help="output file (default <run_dir>/model[-int8].tflite)")
+    export.set_defaults(func=cmd_export)
 
-    d = sub.add_parser("download", help="download and extract a Fake-or-Real (FoR) version")
-    d.add_argument("name", help="for-2sec, for-norm, for-rerec or for-original")
-    d.add_argument("--dest", default="data", help="folder to download and extract into")
-    d.add_argument("--url", help="another address for the archive (a mirror)")
-    d.add_argument("--force", action="store_true",
-                   help="download and extract again, replacing the existing copy")
-    d.set_defaults(func=cmd_download)
-    return p
+    download = sub.add_parser("download",
+                              help="download and extract a Fake-or-Real (FoR) version")
+    download.add_argument("name", help="for-2sec, for-norm, for-rerec or for-original")
+    download.add_argument("--dest", default="data", help="folder to download and extract into")
+    download.add_argument("--url", help="another address for the archive (a mirror)")
+    download.add_argument("--force", action="store_true",
+                          help="download and extract again, replacing the existing copy")
+    download.set_defaults(func=cmd_download)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

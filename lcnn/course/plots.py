@@ -122,8 +122,8 @@ def _deviate(p) -> np.ndarray:
     return norm.ppf(np.clip(p, *DET_LIMITS))
 
 
-def det_curve(labels, scores, path: str | Path | None = None, threshold: float | None = None,
-              ax=None) -> Figure:
+def plot_det(labels, scores, path: str | Path | None = None, threshold: float | None = None,
+             ax=None) -> Figure:
     """DET curve as the field draws it: miss rate against false-alarm rate on normal-deviate
     axes (scipy's norm.ppf), ticks in %, the EER point marked, and the operating point of
     `threshold` when given. Draws into `ax` when given (e.g. one panel of a bigger figure).
@@ -298,8 +298,8 @@ def eer_breakdown(table: dict[str, dict], title: str = "EER per group",
 # ------------------------------------------------------------------ SincConv front end
 
 
-def filter_bank(low_hz, high_hz, init_low_hz=None, init_high_hz=None,
-                sample_rate: int | None = None, path: str | Path | None = None) -> Figure:
+def plot_filter_bank(low_hz, high_hz, init_low_hz=None, init_high_hz=None,
+                     sample_rate: int | None = None, path: str | Path | None = None) -> Figure:
     """The sinc filters as pass-bands, one row per filter sorted by centre frequency.
 
     Pass the initial cut-offs too to draw them underneath (grey) and see what training moved.

@@ -593,6 +593,6 @@ class ThresholdExplorer:
             f"{self.dcf:.3f}")
         self.figure = Figure(figsize=(9.6, 4.2), dpi=100, layout="constrained")
         det_ax, cm_ax = self.figure.subplots(1, 2)
-        plots.det_curve(self.labels, self.scores, threshold=self.threshold, ax=det_ax)
+        plots.plot_det(self.labels, self.scores, threshold=self.threshold, ax=det_ax)
         plots.confusion_matrix(self.labels, self.scores, self.threshold, ax=cm_ax)
         _show(self.output, self.figure)

@@ -1,4 +1,5 @@
-"""The models: a Light CNN on a learnable SincConv front end (default) and the seed's ReLU design.
+"""The models: a Light CNN on a learnable SincConv front end (default) and the baseline, the
+original project's ReLU CNN.
 
 Both take a float32 waveform of `cfg.n_samples` samples at `cfg.sample_rate` and output one
 number per clip, a sigmoid output, higher = more FAKE (a score, not a probability: see
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import NamedTuple
 
 import keras
 from keras import layers
@@ -32,18 +34,28 @@ from lcnn.config import MODELS, Config  # noqa: F401  (MODELS: the names build_m
 from lcnn.detector.layers import EnergyPooling1D, LogFilterbank, MaxFeatureMap, SincConv1D
 from lcnn.errors import ConfigError
 
+
+class Block(NamedTuple):
+    """One Conv1D + MFM layer of the LCNN body."""
+
+    filters: int  # before MFM, which halves them
+    kernel: int
+    pool: bool  # then max-pool by 2
+    norm: bool  # then BatchNorm
+
+
 # The LCNN body, after the ASVspoof 2021 LFCC-LCNN baseline (nii-yamagishilab) with 1-D
-# convolutions over time: (filters before MFM, kernel size, then max-pool by 2?, BatchNorm after?)
+# convolutions over time.
 LCNN_BLOCKS = (
-    (64, 5, True, False),
-    (64, 1, False, True),
-    (96, 3, True, True),
-    (96, 1, False, True),
-    (128, 3, True, False),
-    (128, 1, False, True),
-    (64, 3, False, True),
-    (64, 1, False, True),
-    (64, 3, True, False),
+    Block(filters=64, kernel=5, pool=True, norm=False),
+    Block(filters=64, kernel=1, pool=False, norm=True),
+    Block(filters=96, kernel=3, pool=True, norm=True),
+    Block(filters=96, kernel=1, pool=False, norm=True),
+    Block(filters=128, kernel=3, pool=True, norm=False),
+    Block(filters=128, kernel=1, pool=False, norm=True),
+    Block(filters=64, kernel=3, pool=False, norm=True),
+    Block(filters=64, kernel=1, pool=False, norm=True),
+    Block(filters=64, kernel=3, pool=True, norm=False),
 )
 LCNN_DENSE = 160  # before MFM; the embedding has half as many features
 # Keras' default BatchNorm momentum (0.99) needs several hundred steps before the statistics
@@ -53,12 +65,12 @@ BN_MOMENTUM = 0.9
 
 
 def build_model(cfg: Config, **overrides) -> keras.Model:
-    """Build `cfg.model` ("lcnn" or "seed"). Keyword overrides replace Config fields.
+    """Build `cfg.model` ("lcnn" or "baseline"). Keyword overrides replace Config fields.
 
     Example: `build_model(Config(), sinc_stride=1, sinc_pool=32)` for an ablation.
     """
     cfg = _apply_overrides(cfg, overrides)  # a new Config: its fields are checked again
-    return build_lcnn(cfg) if cfg.model == "lcnn" else build_seed(cfg)
+    return build_lcnn(cfg) if cfg.model == "lcnn" else build_baseline(cfg)
 
 
 def _apply_overrides(cfg: Config, overrides: dict) -> Config:
@@ -94,12 +106,12 @@ def build_lcnn(cfg: Config) -> keras.Model:
                                              name="level")(inputs)
     x = front_end(cfg, waveform)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="sinc_bn")(x)
-    for i, (filters, kernel, pool, norm) in enumerate(LCNN_BLOCKS, start=1):
-        x = layers.Conv1D(filters, kernel, padding="same", name=f"conv{i}")(x)
+    for i, block in enumerate(LCNN_BLOCKS, start=1):
+        x = layers.Conv1D(block.filters, block.kernel, padding="same", name=f"conv{i}")(x)
         x = MaxFeatureMap(name=f"mfm{i}")(x)
-        if pool:
+        if block.pool:
             x = layers.MaxPooling1D(2, padding="same", name=f"pool{i}")(x)
-        if norm:
+        if block.norm:
             x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{i}")(x)
     # Average pooling summarises the whole clip; max pooling keeps short, local artefacts.
     x = layers.Concatenate(name="pooled")(
@@ -126,8 +138,8 @@ def front_end(cfg: Config, waveform):
     return EnergyPooling1D(cfg.sinc_pool, log=cfg.sinc_log, name="energy")(x)
 
 
-def build_seed(cfg: Config) -> keras.Model:
-    """The seed project's design, kept for comparison. A ReLU CNN, *not* a Light CNN.
+def build_baseline(cfg: Config) -> keras.Model:
+    """The original project's design, kept as a baseline. A ReLU CNN, *not* a Light CNN.
 
     24 sinc filters x 15 taps at full rate -> BatchNorm -> ReLU -> Conv1D 16, 32, 64
     (kernel 3, ReLU), each with max-pool 4 and dropout 0.2 -> global average pooling ->
@@ -145,7 +157,7 @@ def build_seed(cfg: Config) -> keras.Model:
     x = layers.Dense(64, activation="relu", name="fc")(x)
     x = layers.Dropout(cfg.dropout, name="dropout")(x)
     outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="fake_probability")(x)
-    return keras.Model(inputs, outputs, name="seed")
+    return keras.Model(inputs, outputs, name="baseline")
 
 
 def _macs_per_clip(layer, out_shape) -> int:

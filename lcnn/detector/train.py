@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lcnn.config import Config
+from lcnn.config import Config, canonical_model
 from lcnn.dataset import DataSource, open_source
 from lcnn.detector import runs
 from lcnn.detector.calibration import calibrate_run
@@ -101,7 +101,9 @@ NEW_STATE = {"epoch": 0, "best_eer": None, "best_epoch": 0, "wait": 0, "stopped_
 
 def _changed_settings(saved: dict, cfg: Config, data_path: Path) -> list[str]:
     """Settings of a saved run (config.json) that differ from cfg and data_path. Runtime
-    options (threads) may differ; paths are compared resolved."""
+    options (threads) may differ; paths are compared resolved; an old model name is read as
+    the one it stands for (lcnn.config.MODEL_ALIASES)."""
+    saved = {**saved, "model": canonical_model(saved.get("model"))}
     changed = [k for k, v in cfg.identity().items() if saved.get(k) != v]
     saved_path = saved.get("data_path")
     if not isinstance(saved_path, str) or Path(saved_path).resolve() != data_path.resolve():

@@ -2,6 +2,14 @@
 
 import os
 
-# The machine is shared: cap numerical libraries at two threads before any of them loads.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ.setdefault(_var, "2")
+# Read by OpenMP, OpenBLAS, MKL and numba when they load (with numpy, scipy, torch, librosa).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "NUMBA_NUM_THREADS")
+
+
+def cap_threads(n: int = 2) -> None:
+    """Cap the numerical libraries at n threads each (the machine is shared). Call it before any
+    of them is imported; a value already in the environment wins. The builder calls it when it
+    starts, not on import, so importing a helper (tests do) leaves the environment alone."""
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, str(n))
