@@ -129,8 +129,11 @@ def cmd_train(args) -> int:
     from lcnn.detector.train import train
 
     state = train(data, run_dir, cfg, overwrite=args.overwrite, skip_bad=args.skip_bad,
-                  cache_dir=args.cache_dir, verbose=0 if args.quiet else 1)
+                  cache_dir=args.cache_dir, verbose=0 if args.quiet else 1,
+                  strategy=args.strategy)
     speed = f", {state['clips_per_s']:.0f} clips/s" if state.get("clips_per_s") else ""
+    replicas = state.get("replicas") or 1
+    speed += f", {replicas} replicas" if replicas > 1 else ""
     print(f"run folder: {run_dir}  (best epoch {state['best_epoch']}, validation EER "
           f"{100 * state['best_eer']:.2f}%{speed})")
     # a folder or a CSV list holds its testing split, which evaluate finds in the run folder;
@@ -361,6 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int,
                    help=f"CPU threads, 0 = all cores (default {Config.threads}); may change "
                         "when resuming")
+    t.add_argument("--strategy", default="auto", choices=("auto", "mirrored", "multiworker"),
+                   help="auto: one device (default); mirrored: tf.distribute.MirroredStrategy "
+                        "over all local GPUs (or the logical CPU devices LCNN_CPU_DEVICES=N "
+                        "makes), --batch_size being the global batch; multiworker: not "
+                        "available yet (keras-team/keras#20585); may change when resuming")
     t.add_argument("--set", type=_setting, action=_Merge, metavar="KEY=VALUE",
                    help="any other setting of lcnn.config.Config, e.g. --set duration=1.0 "
                         "(repeatable)")

@@ -12,7 +12,7 @@ import numpy as np
 
 from lcnn.config import Config
 from lcnn.dataset import DataSource, data_spec, open_source
-from lcnn.detector import runs
+from lcnn.detector import distribute, runs
 from lcnn.detector.calibration import calibrate_run
 from lcnn.detector.predict import predict_scores
 from lcnn.errors import LcnnError
@@ -175,19 +175,22 @@ def _load_clips(source: DataSource, cfg: Config, cache_dir, skip_bad: bool, verb
 
 def train(data_path: str | Path | dict, run_dir: str | Path, cfg: Config, *,
           overwrite: bool = False, skip_bad: bool = False, cache_dir: str | Path | None = None,
-          verbose: int = 1) -> dict:
+          verbose: int = 1, strategy: str = "auto") -> dict:
     """Train cfg.model on the training split of data_path, validating on its validation split.
 
     data_path: a folder in the Fake-or-Real layout, a CSV list of files with a split column,
     or a dataset spec such as {"format": "asvspoof", "protocols": {...}, "audio_dirs": {...}}
     (see lcnn.dataset); config.json keeps it as lcnn.dataset.data_spec gives it.
 
-    Returns the final state: epochs done, best epoch, best validation EER, clips per second.
+    strategy: "auto" or "mirrored" (lcnn.detector.distribute); cfg.batch_size is the global
+    batch. Returns the final state: epochs done, best epoch, best validation EER, clips per
+    second, and the number of replicas trained on.
     Running it again on an unfinished run folder resumes after the last finished epoch.
     Settings, model and data are checked before the run folder is written; `overwrite`
     starts over, but deletes only a folder that is recognisably an lcnn run folder.
     """
     run_dir = Path(run_dir)
+    distribute.check_strategy(strategy)
     runs.check_writable(run_dir)
     runs.check_unlocked(run_dir)
     if overwrite:
@@ -204,17 +207,21 @@ def train(data_path: str | Path | dict, run_dir: str | Path, cfg: Config, *,
     for split in ("training", "validation"):
         source.listing(split)
     set_threads(cfg.threads)
+    dist = distribute.make_strategy(strategy)  # before anything runs: it may split the CPU
     from lcnn.detector.model import build_model  # imports Keras: after the checks above
 
-    model = build_model(cfg)  # a setting the model cannot take fails before any decoding
+    with dist.scope():  # variables are created on every replica
+        model = build_model(cfg)  # a setting the model cannot take fails before any decoding
     train_clips, val_clips = _load_clips(source, cfg, cache_dir, skip_bad, verbose)
     with runs.run_lock(run_dir):
         state = _start_or_resume(run_dir, cfg, data_path, overwrite)
-        return _fit(model, run_dir, cfg, state, train_clips, val_clips, verbose)
+        state["replicas"] = dist.num_replicas_in_sync
+        with dist.scope():
+            return _fit(model, run_dir, cfg, state, train_clips, val_clips, verbose, dist)
 
 
 def _fit(model, run_dir: Path, cfg: Config, state: dict, train_clips, val_clips,
-         verbose: int) -> dict:
+         verbose: int, strategy=None) -> dict:
     """Train from state["epoch"] to cfg.epochs (or early stopping), keeping the run folder."""
     import keras
 
@@ -231,6 +238,8 @@ def _fit(model, run_dir: Path, cfg: Config, state: dict, train_clips, val_clips,
             print(f"{run_dir}: resuming after epoch {state['epoch']} of {cfg.epochs}")
     else:
         compile_model(model, cfg, steps)
+    if strategy is not None:
+        distribute.prepare_model(model, strategy)
 
     weights = data.class_weights(train_clips.labels) if cfg.class_weights else None
     keeper = _make_keeper(run_dir, val_ds, val_clips, state, cfg.patience)
