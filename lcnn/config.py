@@ -20,7 +20,7 @@ FRONT_ENDS = ("sinc", "mel", "linear")  # lcnn.detector.model.front_end
 # Runtime options: how a run is computed, not what it computes. They may change between a run
 # and its resumption, so they are not compared when a run folder is reused.
 RUNTIME_FIELDS = ("threads",)
-EXTRA_KEYS = {"data_path"}  # what a run's config.json holds besides the Config
+EXTRA_KEYS = {"data", "data_path"}  # what a run's config.json holds besides the Config
 MAX_LEARNING_RATE = 1.0  # Adam diverges long before this; larger values are typos
 MAX_SEED = 2**31  # NumPy takes seeds below 2**32; a run adds the epoch number to its seed
 

@@ -14,16 +14,15 @@
   the testing split.
 
 `open_source(spec)` turns what a user typed (a folder, a .csv file, or the dict that
-`DataSource.spec()` returns and a run folder stores) into a source; `source.listing(split)`
-gives the files, their labels (REAL=0 / FAKE=1) and metadata columns. No TensorFlow here:
-listing files is cheap.
+`DataSource.spec()` returns) into a source, and `data_spec(spec)` into the dict a run folder
+stores (absolute paths); `source.listing(split)` gives the files, their labels (REAL=0 /
+FAKE=1) and metadata columns. No TensorFlow here: listing files is cheap.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,10 +125,12 @@ def _check_both_classes(listing: Listing, where: str) -> Listing:
     return listing
 
 
-def _require_files(files: Iterable[Path], where: str) -> None:
-    missing = [f for f in files if not f.is_file()]
+def _require_files(files: list[Path], where: str, lines: list[int] | None = None) -> None:
+    """LayoutError naming the first missing files (with their line numbers when known)."""
+    missing = [i for i, f in enumerate(files) if not f.is_file()]
     if missing:
-        named = ", ".join(str(f) for f in missing[:MAX_NAMED])
+        named = ", ".join((f"line {lines[i]}: " if lines else "") + str(files[i])
+                          for i in missing[:MAX_NAMED])
         more = f" and {len(missing) - MAX_NAMED} more" if len(missing) > MAX_NAMED else ""
         raise LayoutError(f"{where}: {len(missing)} listed file(s) not found: {named}{more}")
 
@@ -304,7 +305,7 @@ def read_protocol(path: str | Path, audio_dir: str | Path) -> Listing:
         raise LayoutError(f"{path}: no such protocol file")
     if not audio_dir.is_dir():
         raise LayoutError(f"{audio_dir}: no such audio folder")
-    files, labels = [], []
+    files, labels, numbers = [], [], []
     meta: dict[str, list[str]] = {"speaker": [], "attack": []}
     genders: list[str] = []
     with open(path, encoding="utf-8") as f:
@@ -322,6 +323,7 @@ def read_protocol(path: str | Path, audio_dir: str | Path) -> Listing:
             attack = cols[key - 1] if key > 2 else "-"
             files.append(_resolve_audio(audio_dir, cols[1]))
             labels.append(label)
+            numbers.append(number)
             meta["speaker"].append(cols[0])
             meta["attack"].append("bonafide" if label == REAL else attack)
             if len(cols) >= 10 and cols[2] in ("F", "M"):  # ASVspoof 5: gender third
@@ -330,7 +332,7 @@ def read_protocol(path: str | Path, audio_dir: str | Path) -> Listing:
         raise LayoutError(f"{path}: no lines")
     if len(genders) == len(files):
         meta["gender"] = genders
-    _require_files(files, f"{path} (audio in {audio_dir})")
+    _require_files(files, f"{path} (audio in {audio_dir})", numbers)
     return _check_both_classes(_listing(files, labels, meta, audio_dir), str(path))
 
 
@@ -340,11 +342,14 @@ class ProtocolSource(DataSource):
     def __init__(self, protocols: dict[str, str | Path], audio_dirs: dict[str, str | Path]):
         self.protocols = {canonical_split(s): Path(p) for s, p in protocols.items() if p}
         self.audio_dirs = {canonical_split(s): Path(d) for s, d in audio_dirs.items() if d}
-        for split, protocol in self.protocols.items():
+        for split, protocol in self.protocols.items():  # fail before any listing is read
             if split not in self.audio_dirs:
                 raise LayoutError(f"{protocol}: no audio folder given for the {split} split")
             if not protocol.is_file():
                 raise LayoutError(f"{protocol}: no such protocol file")
+            if not self.audio_dirs[split].is_dir():
+                raise LayoutError(f"{self.audio_dirs[split]}: no such audio folder (for the "
+                                  f"{split} protocol {protocol})")
 
     def __str__(self) -> str:
         return ", ".join(str(p) for p in self.protocols.values())
@@ -355,8 +360,9 @@ class ProtocolSource(DataSource):
     def listing(self, split: str) -> Listing:
         name = canonical_split(split)
         if name not in self.protocols:
-            raise LayoutError(f"no protocol file for the {name} split (have: "
-                              f"{', '.join(self.protocols) or 'none'})")
+            raise LayoutError(f"no protocol file for the {name} split (this dataset has: "
+                              f"{', '.join(self.protocols) or 'none'}); name one with "
+                              "--protocol FILE --audio_dir DIR")
         return read_protocol(self.protocols[name], self.audio_dirs[name])
 
     def spec(self) -> dict[str, object]:
@@ -387,20 +393,22 @@ def read_csv_list(path: str | Path) -> dict[str, Listing]:
         raise LayoutError(f"{path}: needs a path (or file) column and a label column; "
                           f"found {', '.join(columns) or 'no header'}")
     extra = [c for c in columns if c not in (file_col, "label", "split")]
-    by_split: dict[str, tuple[list[Path], list[int], dict[str, list[str]]]] = {}
+    by_split: dict[str, tuple[list[Path], list[int], dict[str, list[str]], list[int]]] = {}
     for number, row in enumerate(rows, 2):
         where = f"{path}, line {number}"
         split = canonical_split(row.get("split") or "testing")
-        files, labels, meta = by_split.setdefault(split, ([], [], {c: [] for c in extra}))
+        files, labels, meta, numbers = by_split.setdefault(
+            split, ([], [], {c: [] for c in extra}, []))
         files.append(path.parent / row[file_col])
         labels.append(parse_label(row["label"], where))
+        numbers.append(number)
         for c in extra:
             meta[c].append(row.get(c, ""))
     if not by_split:
         raise LayoutError(f"{path}: no rows")
     out = {}
-    for split, (files, labels, meta) in by_split.items():
-        _require_files(files, f"{path} ({split})")
+    for split, (files, labels, meta, numbers) in by_split.items():
+        _require_files(files, f"{path} ({split})", numbers)
         out[split] = _check_both_classes(_listing(files, labels, meta), f"{path} ({split})")
     return out
 
@@ -432,23 +440,48 @@ class CsvSource(DataSource):
 # ------------------------------------------------------------------ choosing a source
 
 
-def open_source(spec: str | Path | dict) -> DataSource:
-    """The source a user named: a folder (FoR layout, or one holding In-the-Wild's meta.csv),
-    a .csv file, or a dict from DataSource.spec()."""
-    if isinstance(spec, dict):
-        kind = spec.get("format")
-        if kind == "folders":
-            return FoldersSource(spec["path"])
-        if kind == "csv":
-            return CsvSource(spec["path"])
-        if kind == "asvspoof":
-            return ProtocolSource(spec["protocols"], spec["audio_dirs"])
-        raise LayoutError(f"unknown dataset format {kind!r} (expected folders, csv or asvspoof)")
-    path = Path(spec)
+def _layout(path: Path) -> tuple[str, Path]:
+    """Which reader a path a user typed needs: ("csv", the .csv file) or ("folders", path)."""
     if path.is_file():
         if path.suffix.lower() != ".csv":
             raise LayoutError(f"{path}: expected a folder or a .csv list of files")
-        return CsvSource(path)
+        return "csv", path
     if path.is_dir() and (path / "meta.csv").is_file() and not _match_splits(path, _subdirs(path)):
-        return CsvSource(path / "meta.csv")
-    return FoldersSource(path)
+        return "csv", path / "meta.csv"
+    return "folders", path
+
+
+def _absolute(path: str | Path) -> str:
+    return str(Path(path).resolve())
+
+
+def data_spec(data: str | Path | dict) -> dict[str, object]:
+    """What a user named (a folder, a .csv file, or a dict from DataSource.spec()) as the spec
+    a run folder stores: the format and absolute paths, so that the same dataset named two
+    ways compares equal. Reads no listing (only which kind of path it is)."""
+    if not isinstance(data, dict):
+        kind, path = _layout(Path(data))
+        return {"format": kind, "path": _absolute(path)}
+    kind = data.get("format")
+    try:
+        if kind in ("folders", "csv"):
+            return {"format": kind, "path": _absolute(data["path"])}
+        if kind == "asvspoof":
+            return {"format": kind,
+                    **{key: {canonical_split(s): _absolute(p) for s, p in data[key].items()}
+                       for key in ("protocols", "audio_dirs")}}
+    except (KeyError, TypeError, AttributeError):
+        raise LayoutError(f"incomplete dataset description {data!r}") from None
+    raise LayoutError(f"unknown dataset format {kind!r} (expected folders, csv or asvspoof)")
+
+
+def open_source(spec: str | Path | dict) -> DataSource:
+    """The source a user named: a folder (FoR layout, or one holding In-the-Wild's meta.csv),
+    a .csv file, or a dict from DataSource.spec() or data_spec()."""
+    if not isinstance(spec, dict):
+        kind, path = _layout(Path(spec))
+        return CsvSource(path) if kind == "csv" else FoldersSource(path)
+    data_spec(spec)  # checks the dict: a damaged run folder gives one clear error
+    if spec["format"] == "asvspoof":
+        return ProtocolSource(spec["protocols"], spec["audio_dirs"])
+    return (CsvSource if spec["format"] == "csv" else FoldersSource)(spec["path"])

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from lcnn.app.cli import SETTING_FLAGS, _config_from_args, _resumed_config, build_parser, main
+from lcnn.app.cli import (
+    SETTING_FLAGS,
+    _config_from_args,
+    _data_of,
+    _resumed_config,
+    build_parser,
+    main,
+)
 from lcnn.config import RUNTIME_FIELDS, Config, parse_setting
 from lcnn.detector import runs
 from lcnn.detector.train import NEW_STATE, _start_or_resume
@@ -44,6 +51,32 @@ def test_augmentation_flags():
     assert not (cfg.augment_noise or cfg.augment_shift or cfg.augment_gain)
     cfg = _config_from_args(parse("--data_path", "d", "--noise"))
     assert cfg.augment_noise and cfg.augment_shift and cfg.augment_gain
+
+
+def test_protocol_flags_make_a_spec_of_the_splits():
+    args = parse("--protocol", "t.txt", "--val_protocol", "d.txt", "--audio_dir", "A")
+    assert _data_of(args, ("training", "validation")) == {
+        "format": "asvspoof", "protocols": {"training": "t.txt", "validation": "d.txt"},
+        "audio_dirs": {"training": "A", "validation": "A"}}
+    args = parse("--protocol", "t.txt", "--val_protocol", "d.txt", "--audio_dir", "A",
+                 "--val_audio_dir", "B")
+    assert _data_of(args, ("training", "validation"))["audio_dirs"]["validation"] == "B"
+    args = build_parser().parse_args(["evaluate", "--run_dir", "r", "--protocol", "e.txt",
+                                      "--audio_dir", "E", "--split", "dev"])
+    assert _data_of(args, (args.split,)) == {
+        "format": "asvspoof", "protocols": {"dev": "e.txt"}, "audio_dirs": {"dev": "E"}}
+    assert _data_of(parse("--data_path", "d"), ("training", "validation")) == "d"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--data_path", "d", "--protocol", "t"), "--data_path and --protocol name two datasets"),
+    (("--audio_dir", "A"), "--audio_dir needs --protocol FILE"),
+    (("--protocol", "t", "--val_protocol", "d"), "--protocol needs --audio_dir DIR"),
+    (("--protocol", "t", "--audio_dir", "A"), "--protocol needs --val_protocol FILE"),
+])  # fmt: skip
+def test_incomplete_protocol_flags_are_refused_by_name(argv, message):
+    with pytest.raises(LcnnError, match=message):
+        _data_of(parse(*argv), ("training", "validation"))
 
 
 def test_set_rejects_unknown_keys(capsys):
@@ -217,8 +250,63 @@ def test_a_new_run_is_marked_and_saves_the_resolved_data_path(tmp_path, monkeypa
     state = _start_or_resume(run, Config(), Path("data"), overwrite=False)
     assert state == NEW_STATE
     assert runs.is_run_folder(run)
-    assert runs.data_path(run) == str(tmp_path / "data")
+    assert runs.data_spec(run) == {"format": "folders", "path": str(tmp_path / "data")}
+    assert runs.read_json(run / runs.CONFIG)["data"] == runs.data_spec(run)
     assert runs.load_config(run) == Config()
+
+
+def _protocol_spec(folder: Path) -> dict:
+    return {"format": "asvspoof",
+            "protocols": {"train": folder / "train.txt", "dev": folder / "dev.txt"},
+            "audio_dirs": {"train": folder / "flac", "dev": folder / "flac"}}
+
+
+def test_a_protocol_run_saves_its_spec_and_resumes_named_relatively(tmp_path, monkeypatch):
+    """config.json keeps the protocol files and audio folders with absolute paths and
+    canonical split names; the same dataset named with relative paths resumes the run."""
+    run = tmp_path / "run"
+    state = _trained(run, Config(), _protocol_spec(tmp_path))
+    saved = runs.read_json(run / runs.CONFIG)["data"]
+    assert saved == {"format": "asvspoof",
+                     "protocols": {"training": str(tmp_path / "train.txt"),
+                                   "validation": str(tmp_path / "dev.txt")},
+                     "audio_dirs": {"training": str(tmp_path / "flac"),
+                                    "validation": str(tmp_path / "flac")}}
+    monkeypatch.chdir(tmp_path)
+    assert _start_or_resume(run, Config(), _protocol_spec(Path(".")), overwrite=False) == state
+    other = {**_protocol_spec(Path(".")), "audio_dirs": {"train": "wav", "dev": "flac"}}
+    with pytest.raises(LcnnError, match=r"\(data differ\)"):
+        _start_or_resume(run, Config(), other, overwrite=False)
+
+
+def test_an_older_run_with_a_data_path_string_still_resumes(tmp_path):
+    """Runs written before the dataset spec saved "data_path": "<absolute folder>"."""
+    run, data = tmp_path / "run", tmp_path / "data"
+    state = _trained(run, Config(), data)
+    config = runs.read_json(run / runs.CONFIG)
+    del config["data"]
+    runs.write_json(run / runs.CONFIG, {**config, "data_path": str(data)})
+    assert runs.load_config(run) == Config()
+    assert runs.data_spec(run) == {"format": "folders", "path": str(data)}
+    assert _start_or_resume(run, Config(), data, overwrite=False) == state
+    with pytest.raises(LcnnError, match=r"\(data differ\)"):
+        _start_or_resume(run, Config(), tmp_path / "other", overwrite=False)
+
+
+def test_a_damaged_dataset_entry_names_the_config_file(tmp_path):
+    run, data = tmp_path / "run", tmp_path / "data"
+    _trained(run, Config(), data)
+    config = runs.read_json(run / runs.CONFIG)
+    runs.write_json(run / runs.CONFIG, {**config, "data": {"format": "asvspoof"}})
+    with pytest.raises(runs.RunError, match=r"config.json: incomplete dataset description"):
+        runs.data_spec(run)
+    runs.write_json(run / runs.CONFIG, {**config, "data": {"format": "tar"}})
+    with pytest.raises(runs.RunError, match=r"config.json: unknown dataset format 'tar'"):
+        runs.data_spec(run)
+    del config["data"]
+    runs.write_json(run / runs.CONFIG, config)
+    with pytest.raises(runs.RunError, match=r"config.json: no dataset saved"):
+        runs.data_spec(run)
 
 
 def test_overwrite_of_an_empty_folder_under_its_own_lock(tmp_path):
@@ -250,7 +338,7 @@ def test_other_settings_are_refused_by_name(tmp_path):
     run, data = tmp_path / "run", tmp_path / "data"
     _trained(run, Config(), data)
     before = {p.name: p.read_bytes() for p in run.iterdir()}
-    with pytest.raises(LcnnError, match=r"\(data_path, epochs differ\)"):
+    with pytest.raises(LcnnError, match=r"\(data, epochs differ\)"):
         _start_or_resume(run, Config(epochs=3), tmp_path / "other", overwrite=False)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 

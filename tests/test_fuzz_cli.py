@@ -363,7 +363,7 @@ def test_resume_refuses_changed_settings_but_takes_threads(run_copy, capsys):
 def test_same_data_given_relative_and_absolute_is_the_same_run(run_copy, capsys, monkeypatch):
     from lcnn.detector import runs
 
-    data = Path(runs.data_path(run_copy))
+    data = Path(runs.data_spec(run_copy)["path"])
     monkeypatch.chdir(data.parent)
     code, out, err = run_main(capsys, "train", "--data_path", data.name, "--run_dir", run_copy,
                               "--threads", 1, *SMALL_FLAGS)

@@ -85,6 +85,34 @@ def _flag_of(field: str | None) -> str:
     return f"--{flag}:" if flag else "--set"
 
 
+# the flags that name a dataset by its ASVspoof protocol files (train has all four)
+PROTOCOL_FLAGS = ("protocol", "val_protocol", "audio_dir", "val_audio_dir")
+
+
+def _data_of(args, splits: tuple[str, ...]) -> str | dict | None:
+    """The dataset the flags name: --data_path, or a spec of the protocol files for `splits`
+    (train: training and validation; evaluate: --split); None when no data flag is given."""
+    given = [f"--{flag}" for flag in PROTOCOL_FLAGS if getattr(args, flag, None)]
+    if not given:
+        return args.data_path
+    if args.data_path:
+        raise LcnnError(f"--data_path and {given[0]} name two datasets; pass one of them")
+    if not args.protocol:
+        raise LcnnError(f"{given[0]} needs --protocol FILE (the protocol of the "
+                        f"{splits[0]} split)")
+    if not args.audio_dir:
+        raise LcnnError("--protocol needs --audio_dir DIR (the folder of the files it lists)")
+    protocols = {splits[0]: args.protocol}
+    audio_dirs = {splits[0]: args.audio_dir}
+    if len(splits) > 1:
+        if not args.val_protocol:
+            raise LcnnError("--protocol needs --val_protocol FILE: training stops early on the "
+                            "validation EER (ASVspoof's development protocol)")
+        protocols[splits[1]] = args.val_protocol
+        audio_dirs[splits[1]] = args.val_audio_dir or args.audio_dir
+    return {"format": "asvspoof", "protocols": protocols, "audio_dirs": audio_dirs}
+
+
 def cmd_train(args) -> int:
     from lcnn.detector import runs
 
@@ -92,28 +120,37 @@ def cmd_train(args) -> int:
     run_dir = Path(args.run_dir or f"runs/{args.model or Config.model}")
     if args.resume and args.overwrite:
         raise LcnnError("--resume and --overwrite contradict each other; pass one")
+    data = _data_of(args, ("training", "validation"))
     if args.resume:
         cfg = _resumed_config(args, run_dir)
-        data_path = args.data_path or runs.data_path(run_dir)
+        data = data or runs.data_spec(run_dir)
     else:
-        if not args.data_path:
-            raise LcnnError("--data_path is required (or --resume with --run_dir)")
-        cfg, data_path = _config_from_args(args), args.data_path
+        if not data:
+            raise LcnnError("--data_path (or --protocol, --val_protocol and --audio_dir) is "
+                            "required, or --resume with --run_dir")
+        cfg = _config_from_args(args)
     from lcnn.detector.train import train
 
-    state = train(data_path, run_dir, cfg, overwrite=args.overwrite, skip_bad=args.skip_bad,
-                  cache_dir=args.cache_dir, verbose=0 if args.quiet else 1)
+    state = train(data, run_dir, cfg, overwrite=args.overwrite, skip_bad=args.skip_bad,
+                  cache_dir=args.cache_dir, verbose=0 if args.quiet else 1,
+                  strategy=args.strategy)
     speed = f", {state['clips_per_s']:.0f} clips/s" if state.get("clips_per_s") else ""
+    replicas = state.get("replicas") or 1
+    speed += f", {replicas} replicas" if replicas > 1 else ""
     print(f"run folder: {run_dir}  (best epoch {state['best_epoch']}, validation EER "
           f"{100 * state['best_eer']:.2f}%{speed})")
-    print(f"next: python -m lcnn evaluate --run_dir {run_dir} --data_path {data_path}")
+    # a folder or a CSV list holds its testing split, which evaluate finds in the run folder;
+    # protocols name one split each, and train was not told the testing one
+    protocols = isinstance(data, dict) and data.get("format") == "asvspoof"
+    test = " --protocol EVAL_PROTOCOL --audio_dir EVAL_AUDIO_DIR --by attack" if protocols else ""
+    print(f"next: python -m lcnn evaluate --run_dir {run_dir}{test}")
     return 0
 
 
 def cmd_robustness(args) -> int:
     from lcnn.detector.evaluate import robustness
 
-    table = robustness(args.run_dir, args.data_path, args.split, seed=args.seed,
+    table = robustness(args.run_dir, _data_of(args, (args.split,)), args.split, seed=args.seed,
                        windows=args.windows, threshold=args.threshold,
                        skip_bad=args.skip_bad, cache_dir=args.cache_dir)
     if args.json:
@@ -137,9 +174,9 @@ def cmd_evaluate(args) -> int:
     if args.condition == "all":
         return cmd_robustness(args)
     by = tuple(c for c in (args.by or "").split(",") if c)
-    r = evaluate(args.run_dir, args.data_path, args.split, args.threshold, args.skip_bad,
-                 args.cache_dir, by=by, score_file=args.score_file, condition=args.condition,
-                 windows=args.windows, seed=args.seed)
+    r = evaluate(args.run_dir, _data_of(args, (args.split,)), args.split, args.threshold,
+                 args.skip_bad, args.cache_dir, by=by, score_file=args.score_file,
+                 condition=args.condition, windows=args.windows, seed=args.seed)
     if r["calibration_note"]:
         print(f"lcnn evaluate: note: {r['calibration_note']}", file=sys.stderr)
     if args.json:
@@ -305,6 +342,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data_path",
                        help="folder with training/ and validation/ (real/, fake/), or a CSV "
                             "list of files (path,label,split[,attack,speaker,...])")
+    train.add_argument("--protocol", metavar="FILE",
+                       help="instead of --data_path: an ASVspoof 2019/2021/5 protocol file of "
+                            "the training split (needs --val_protocol and --audio_dir)")
+    train.add_argument("--val_protocol", metavar="FILE",
+                       help="the protocol file of the validation split (ASVspoof's dev)")
+    train.add_argument("--audio_dir", metavar="DIR",
+                       help="the folder of the audio files --protocol lists")
+    train.add_argument("--val_audio_dir", metavar="DIR",
+                       help="the folder of the audio files --val_protocol lists (default: "
+                            "--audio_dir)")
     train.add_argument("--run_dir", help="where the run is written (default runs/<model>)")
     train.add_argument("--model", help=f"{' or '.join(MODELS)} (default {Config.model}; "
                        "seed, its old name, means baseline)")
@@ -318,6 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--threads", type=int,
                        help=f"CPU threads, 0 = all cores (default {Config.threads}); may change "
                             "when resuming")
+    train.add_argument("--strategy", default="auto", choices=("auto", "mirrored", "multiworker"),
+                       help="auto: one device (default); mirrored: "
+                            "tf.distribute.MirroredStrategy over all local GPUs (or the logical "
+                            "CPU devices LCNN_CPU_DEVICES=N makes), --batch_size being the "
+                            "global batch; multiworker: not available yet "
+                            "(keras-team/keras#20585); may change when resuming")
     train.add_argument("--set", type=_setting, action=_Merge, metavar="KEY=VALUE",
                        help="any other setting of lcnn.config.Config, e.g. --set duration=1.0 "
                             "(repeatable)")
@@ -346,6 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data_path",
                           help="default: the run's training data; a FoR folder, a CSV list of "
                                "files, or a folder holding In-the-Wild's meta.csv")
+    evaluate.add_argument("--protocol", metavar="FILE",
+                          help="instead of --data_path: an ASVspoof protocol file, read as "
+                               "--split")
+    evaluate.add_argument("--audio_dir", metavar="DIR",
+                          help="the folder of the audio files --protocol lists")
     evaluate.add_argument("--split", default="testing")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--condition", default="clean", metavar="NAME",

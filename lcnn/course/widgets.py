@@ -373,7 +373,7 @@ class ScoreExplorer:
         from lcnn.detector.predict import predict_scores
 
         self.cfg = runs.load_config(run_dir)
-        data_path = Path(data_path or runs.data_path(run_dir))
+        data_path = data_path or runs.data_spec(run_dir)
         self.threshold = threshold
         self.top = top
         self.clips = data.load_split(data_path, split, self.cfg, progress=False)

@@ -48,7 +48,8 @@ def write_asvspoof_scores(path: str | Path, names: list[str], labels: np.ndarray
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: str = "testing",
+def evaluate(run_dir: str | Path, data_path: str | Path | dict | None = None,
+             split: str = "testing",
              threshold: float | None = None, skip_bad: bool = False,
              cache_dir: str | Path | None = None, by: tuple[str, ...] = (),
              score_file: str | Path | None = None, n_boot: int = 1000,
@@ -56,6 +57,7 @@ def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: st
              model=None) -> dict:
     """Score every clip of a split with the run's best model and summarise.
 
+    data_path: anything lcnn.dataset.open_source takes; default the run's training dataset.
     threshold (raw score) defaults to the one chosen on validation (calibration.json).
     `condition` passes every clip through one channel of lcnn.channels.CONDITIONS first
     (seeded by `seed`); `windows` scores whole files as `predict` does (see window_scores)
@@ -73,20 +75,18 @@ def evaluate(run_dir: str | Path, data_path: str | Path | None = None, split: st
     channel = channels.condition(condition)  # an unknown name fails before any loading
     run_dir = Path(run_dir)
     cfg = runs.load_config(run_dir)
-    set_threads(cfg.threads)
-    if data_path is None:
-        data_path = runs.data_path(run_dir)
-    source = open_source(data_path)
+    source = open_source(runs.data_spec(run_dir) if data_path is None else data_path)
     listing = source.listing(split)  # files, labels, metadata columns and their root
+    set_threads(cfg.threads)  # after the checks above: a wrong dataset fails at once
     known = list(listing.meta)
     missing = [c for c in by if c not in known]
     if missing:
-        raise LcnnError(f"evaluate --by: {', '.join(missing)} not among {data_path}'s metadata "
+        raise LcnnError(f"evaluate --by: {', '.join(missing)} not among {source}'s metadata "
                         f"columns ({', '.join(known) or 'none'})")
     model = runs.load_model(run_dir) if model is None else model
     cal, note = calibration.for_run(run_dir)
     clips = data.load_split(source, split, cfg, cache_dir=cache_dir, skip_bad=skip_bad)
-    data.check_both_classes(clips, f"{data_path} ({split})")
+    data.check_both_classes(clips, f"{source} ({split})")
     if windows:
         scores = window_scores(model, clips.files, cfg, channel, seed)
     else:
@@ -166,7 +166,7 @@ def _mean_scores(model, parts: list[np.ndarray], batch_size: int) -> list[float]
     return [w.mean() for w in np.split(out, np.cumsum([len(p) for p in parts])[:-1])]
 
 
-def robustness(run_dir: str | Path, data_path: str | Path | None = None,
+def robustness(run_dir: str | Path, data_path: str | Path | dict | None = None,
                split: str = "testing", seed: int = 0, windows: bool = False,
                **kwargs) -> dict[str, dict]:
     """evaluate() under every condition of lcnn.channels.CONDITIONS; also written to

@@ -1,6 +1,7 @@
 """The run folder: what a training run writes, written so that an interruption loses nothing.
 
-    <run_dir>/config.json          the Config of the run (plus the data path)
+    <run_dir>/config.json          the Config of the run, plus "data": the dataset it trained on
+                                   (lcnn.dataset.data_spec; older runs: "data_path", a path)
     <run_dir>/history.csv          one row per finished epoch
     <run_dir>/state.json           progress: last finished epoch, best epoch, early-stopping count
     <run_dir>/last.keras           model + optimizer after the last finished epoch (for resuming)
@@ -29,10 +30,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from lcnn.config import Config
-from lcnn.errors import RunError
+from lcnn.dataset import data_spec as _data_spec
+from lcnn.errors import LayoutError, RunError
 from lcnn.io import HOST, TMP_TAG, atomic_path, atomic_write_text
 
 CONFIG, STATE, HISTORY = "config.json", "state.json", "history.csv"
+DATA = "data"  # config.json's key for the dataset (lcnn.dataset.data_spec)
 BEST, LAST = "best.keras", "last.keras"
 MARKER, LOCK = ".lcnn-run", ".lcnn-lock"
 # .<target>.lcnn-tmp-<host>-<pid>-<random>[suffix]: whose it is, so a dead writer's are removed
@@ -335,13 +338,21 @@ def load_config(run_dir: Path) -> Config:
     return Config.from_json(path)
 
 
-def data_path(run_dir: Path) -> str:
-    """The dataset a run was trained on."""
+def saved_data(saved: dict, where: Path) -> dict:
+    """The dataset spec in a run's settings: "data", or the "data_path" of older runs."""
+    value = saved.get(DATA, saved.get("data_path"))
+    if not isinstance(value, dict) and not (isinstance(value, str) and value):
+        raise RunError(f"{where}: no dataset saved; pass --data_path or --protocol")
+    try:
+        return _data_spec(value)
+    except LayoutError as e:
+        raise RunError(f"{where}: {e}") from None
+
+
+def data_spec(run_dir: Path) -> dict:
+    """The dataset a run was trained on, as lcnn.dataset.data_spec describes it."""
     path = Path(run_dir) / CONFIG
-    value = read_json_object(path, "run settings").get("data_path")
-    if not isinstance(value, str) or not value:
-        raise RunError(f"{path}: no data_path saved; pass --data_path")
-    return value
+    return saved_data(read_json_object(path, "run settings"), path)
 
 
 # state.json: key -> the types its value may have

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from lcnn.config import Config, canonical_model
-from lcnn.dataset import DataSource, open_source
-from lcnn.detector import runs
+from lcnn.dataset import DataSource, data_spec, open_source
+from lcnn.detector import distribute, runs
 from lcnn.detector.calibration import calibrate_run
 from lcnn.detector.predict import predict_scores
 from lcnn.errors import LcnnError
@@ -99,19 +99,23 @@ NEW_STATE = {"epoch": 0, "best_eer": None, "best_epoch": 0, "wait": 0, "stopped_
              "finished": False}
 
 
-def _changed_settings(saved: dict, cfg: Config, data_path: Path) -> list[str]:
-    """Settings of a saved run (config.json) that differ from cfg and data_path. Runtime
-    options (threads) may differ; paths are compared resolved; an old model name is read as
-    the one it stands for (lcnn.config.MODEL_ALIASES)."""
+def _changed_settings(saved: dict, cfg: Config, data: dict) -> list[str]:
+    """Settings of a saved run (config.json) that differ from cfg and the dataset `data` (a
+    data_spec). Runtime options (threads) may differ; datasets are compared as data_spec
+    describes them (absolute paths), so an older run's data_path string compares too; an old
+    model name is read as the one it stands for (lcnn.config.MODEL_ALIASES)."""
     saved = {**saved, "model": canonical_model(saved.get("model"))}
     changed = [k for k, v in cfg.identity().items() if saved.get(k) != v]
-    saved_path = saved.get("data_path")
-    if not isinstance(saved_path, str) or Path(saved_path).resolve() != data_path.resolve():
-        changed.append("data_path")
+    try:
+        same_data = runs.saved_data(saved, Path(runs.CONFIG)) == data
+    except runs.RunError:
+        same_data = False
+    if not same_data:
+        changed.append("data")
     return sorted(changed)
 
 
-def _saved_state(run_dir: Path, cfg: Config, data_path: Path) -> dict | None:
+def _saved_state(run_dir: Path, cfg: Config, data: str | Path | dict) -> dict | None:
     """The progress of the same run in run_dir, or None when a new run may start there.
 
     Raises an LcnnError, touching nothing, if run_dir is not a folder, holds files lcnn did
@@ -131,7 +135,7 @@ def _saved_state(run_dir: Path, cfg: Config, data_path: Path) -> dict | None:
         return None
     saved = runs.read_json_object(run_dir / runs.CONFIG, "run settings")
     state = runs.load_state(run_dir)
-    changed = _changed_settings(saved, cfg, data_path)
+    changed = _changed_settings(saved, cfg, data_spec(data))
     if not changed:
         return state
     if state["epoch"] == 0:  # nothing trained yet (e.g. killed in its first epoch): start anew
@@ -142,18 +146,18 @@ def _saved_state(run_dir: Path, cfg: Config, data_path: Path) -> dict | None:
         "or --overwrite to start over")
 
 
-def _start_or_resume(run_dir: Path, cfg: Config, data_path: Path, overwrite: bool) -> dict:
+def _start_or_resume(run_dir: Path, cfg: Config, data: str | Path | dict,
+                     overwrite: bool) -> dict:
     """Prepare the run folder (under its lock); return the saved state (empty progress for a
     new run). --overwrite deletes only an lcnn run folder's files."""
     runs.clean_temporaries(run_dir)
     if overwrite:
         runs.clear_run(run_dir, keep=(runs.LOCK,))
-    state = _saved_state(run_dir, cfg, data_path)
+    state = _saved_state(run_dir, cfg, data)
     if state is not None:
         return state
     runs.mark_run_folder(run_dir)
-    runs.write_json(run_dir / runs.CONFIG,
-                    {**dataclasses.asdict(cfg), "data_path": str(data_path.resolve())})
+    runs.write_json(run_dir / runs.CONFIG, {**dataclasses.asdict(cfg), runs.DATA: data_spec(data)})
     runs.write_json(run_dir / runs.STATE, dict(NEW_STATE))
     return dict(NEW_STATE)
 
@@ -171,21 +175,24 @@ def _load_clips(source: DataSource, cfg: Config, cache_dir, skip_bad: bool, verb
     return splits
 
 
-def train(data_path: str | Path, run_dir: str | Path, cfg: Config, *, overwrite: bool = False,
-          skip_bad: bool = False, cache_dir: str | Path | None = None, verbose: int = 1) -> dict:
+def train(data_path: str | Path | dict, run_dir: str | Path, cfg: Config, *,
+          overwrite: bool = False, skip_bad: bool = False, cache_dir: str | Path | None = None,
+          verbose: int = 1, strategy: str = "auto") -> dict:
     """Train cfg.model on the training split of data_path, validating on its validation split.
 
-    data_path: a folder in the Fake-or-Real layout, or a CSV list of files with a split column
-    (see lcnn.dataset).
+    data_path: a folder in the Fake-or-Real layout, a CSV list of files with a split column,
+    or a dataset spec such as {"format": "asvspoof", "protocols": {...}, "audio_dirs": {...}}
+    (see lcnn.dataset); config.json keeps it as lcnn.dataset.data_spec gives it.
 
-    Returns the final state: epochs done, best epoch, best validation EER, clips per second.
+    strategy: "auto" or "mirrored" (lcnn.detector.distribute); cfg.batch_size is the global
+    batch. Returns the final state: epochs done, best epoch, best validation EER, clips per
+    second, and the number of replicas trained on.
     Running it again on an unfinished run folder resumes after the last finished epoch.
     Settings, model and data are checked before the run folder is written; `overwrite`
     starts over, but deletes only a folder that is recognisably an lcnn run folder.
     """
-    from lcnn.detector.model import build_model
-
-    data_path, run_dir = Path(data_path), Path(run_dir)
+    run_dir = Path(run_dir)
+    distribute.check_strategy(strategy)
     runs.check_writable(run_dir)
     runs.check_unlocked(run_dir)
     if overwrite:
@@ -202,15 +209,21 @@ def train(data_path: str | Path, run_dir: str | Path, cfg: Config, *, overwrite:
     for split in ("training", "validation"):
         source.listing(split)
     set_threads(cfg.threads)
-    model = build_model(cfg)  # a setting the model cannot take fails before any decoding
+    dist = distribute.make_strategy(strategy)  # before anything runs: it may split the CPU
+    from lcnn.detector.model import build_model  # imports Keras: after the checks above
+
+    with dist.scope():  # variables are created on every replica
+        model = build_model(cfg)  # a setting the model cannot take fails before any decoding
     train_clips, val_clips = _load_clips(source, cfg, cache_dir, skip_bad, verbose)
     with runs.run_lock(run_dir):
         state = _start_or_resume(run_dir, cfg, data_path, overwrite)
-        return _fit(model, run_dir, cfg, state, train_clips, val_clips, verbose)
+        state["replicas"] = dist.num_replicas_in_sync
+        with dist.scope():
+            return _fit(model, run_dir, cfg, state, train_clips, val_clips, verbose, dist)
 
 
 def _fit(model, run_dir: Path, cfg: Config, state: dict, train_clips, val_clips,
-         verbose: int) -> dict:
+         verbose: int, strategy=None) -> dict:
     """Train from state["epoch"] to cfg.epochs (or early stopping), keeping the run folder."""
     import keras
 
@@ -227,6 +240,8 @@ def _fit(model, run_dir: Path, cfg: Config, state: dict, train_clips, val_clips,
             print(f"{run_dir}: resuming after epoch {state['epoch']} of {cfg.epochs}")
     else:
         compile_model(model, cfg, steps)
+    if strategy is not None:
+        distribute.prepare_model(model, strategy)
 
     weights = data.class_weights(train_clips.labels) if cfg.class_weights else None
     keeper = _make_keeper(run_dir, val_ds, val_clips, state, cfg.patience)
