@@ -12,11 +12,16 @@ file descriptor 2, past Python's sys.stderr. Two switches cover them:
   yourself to see everything again.
 - `native_stderr_silenced()` points descriptor 2 at the null device for a block of code, for
   C++ lines no setting reaches (TFLite's "Created TensorFlow Lite XNNPACK delegate for CPU").
+  `quiet_tensorflow()` also loads TensorFlow inside it: TensorFlow 2.21 logs absl's notice
+  and "oneDNN custom operations are on" while its libraries load, before it reads
+  TF_CPP_MIN_LOG_LEVEL (seen on AMD EPYC machines).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
+import importlib.util
 import logging
 import os
 import sys
@@ -30,6 +35,37 @@ def quiet_tensorflow() -> None:
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    quiet = os.environ["TF_CPP_MIN_LOG_LEVEL"] not in ("0", "1")
+    if quiet and "tensorflow" not in sys.modules and not any(
+            isinstance(f, _SilentTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _SilentTensorFlowImport())
+
+
+class _SilencedLoader(importlib.abc.Loader):
+    """A module loader that runs the module's code with descriptor 2 silenced."""
+
+    def __init__(self, loader: importlib.abc.Loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        with native_stderr_silenced():
+            self.loader.exec_module(module)
+
+
+class _SilentTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` once, as usual, but loads it with native stderr silenced."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # once: the real finders do the search
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _SilencedLoader(spec.loader)
+        return spec
 
 
 @contextlib.contextmanager

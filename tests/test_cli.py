@@ -160,7 +160,7 @@ def test_train_command_passes_flags_to_train(trained_with, capsys):
                  "--cache_dir", "c"]) == 0
     assert trained_with == [{"data_path": "d", "run_dir": Path("runs/lcnn"),
                              "cfg": Config(epochs=2), "overwrite": False, "skip_bad": True,
-                             "cache_dir": "c", "verbose": 0}]
+                             "cache_dir": "c", "verbose": 0, "strategy": "auto"}]
     assert "validation EER 25.00%" in capsys.readouterr().out
     # the default folder is named after --model as given: the runs/seed of old runs
     assert main(["train", "--data_path", "d", "--model", "seed", "--overwrite"]) == 0
@@ -175,13 +175,13 @@ def test_train_resume_reads_the_saved_run(trained_with, tmp_path):
     runs.write_json(run / runs.CONFIG,
                     {**dataclasses.asdict(Config(epochs=5)), "data_path": str(tmp_path / "d")})
     assert main(["train", "--resume", "--run_dir", str(run), "--threads", "1"]) == 0
-    assert trained_with[-1]["data_path"] == str(tmp_path / "d")
+    assert trained_with[-1]["data_path"] == runs.data_spec(run)  # the old data_path, as a spec
     assert trained_with[-1]["cfg"] == Config(epochs=5, threads=1)
 
 
 @pytest.mark.parametrize(("argv", "error"), [
     (["--resume", "--overwrite"], "--resume and --overwrite contradict each other; pass one"),
-    (["--epochs", "2"], "--data_path is required (or --resume with --run_dir)"),
+    (["--epochs", "2"], "--data_path (or --protocol, --val_protocol and --audio_dir) is required"),
     (["--data_path", "d", "--model", "resnet"], "--model: unknown model 'resnet'"),
 ])
 def test_train_command_refuses_before_training(trained_with, capsys, argv, error):
@@ -193,6 +193,7 @@ def test_train_command_refuses_before_training(trained_with, capsys, argv, error
 # ------------------------------------------------------------------ Config validation
 
 BAD_FIELDS = {"sample_rate": 0, "duration": -1.0, "model": "resnet", "front_end": "cqt",
+              "input_norm": "yes",
               "sinc_filters": 2.5,
               "sinc_kernel_size": 0, "sinc_stride": True, "sinc_pool": -4, "sinc_log": "no",
               "sinc_trainable": 1, "dropout": 1.0, "epochs": 0, "batch_size": -8,
