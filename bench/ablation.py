@@ -82,15 +82,27 @@ def describe_front_end(fe: dict) -> str:
     return f"{fe['kind']} {fe['filters']} bands"
 
 
+def train_or_reuse(data_path: Path, run_dir: Path, cfg: Config) -> dict:
+    """lcnn.detector.train.train, keeping a run of the same settings in run_dir: a finished
+    one is reused and an interrupted one resumed, so a table can be extended or re-rendered
+    without retraining; a run with other settings there is replaced."""
+    from lcnn.detector.train import train
+    from lcnn.errors import LcnnError
+
+    try:
+        return train(data_path, run_dir, cfg, verbose=0)
+    except LcnnError:  # run_dir holds a run with other settings
+        return train(data_path, run_dir, cfg, overwrite=True, verbose=0)
+
+
 def train_setting(data_path: Path, run_dir: Path, cfg: Config, unseen: list[str]) -> dict:
     """Train and evaluate one setting; its speed, size and EERs."""
     from lcnn.detector import data
     from lcnn.detector.evaluate import evaluate
     from lcnn.detector.model import build_model, model_flops
-    from lcnn.detector.train import train
 
     started = time.perf_counter()
-    state = train(data_path, run_dir, cfg, overwrite=True, verbose=0)
+    state = train_or_reuse(data_path, run_dir, cfg)
     result = evaluate(run_dir, data_path, "testing")
     clips = len(data.load_split(data_path, "training", cfg, progress=False))
     model = build_model(cfg)
@@ -215,7 +227,6 @@ def transfer_rows(data_path: Path, out_dir: Path, base: Config, seeds: list[int]
                   column: str, covers: str) -> list[dict]:
     """Leave-one-out over the values of a metadata column: train without, test on it."""
     from lcnn.detector.evaluate import evaluate
-    from lcnn.detector.train import train
 
     rows = []
     for value in holdout_values(data_path, column, covers):
@@ -228,8 +239,7 @@ def transfer_rows(data_path: Path, out_dir: Path, base: Config, seeds: list[int]
         for seed in seeds:
             print(f"without {column} {value}, seed {seed} ...", flush=True)
             run_dir = out_dir / f"without-{column}-{slug}-{seed}"
-            state = train(tree, run_dir, dataclasses.replace(base, seed=seed), overwrite=True,
-                          verbose=0)
+            state = train_or_reuse(tree, run_dir, dataclasses.replace(base, seed=seed))
             runs_.append({"seed": seed, "val_eer": state["best_eer"],
                           "test_eer": evaluate(run_dir, tree, "testing")["eer"]})
         rows.append({"column": column, "value": value, **counts, "runs": runs_})
