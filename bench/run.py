@@ -10,8 +10,8 @@ One process, 2 threads, on the demo corpus's 2-s clips at 16 kHz:
    and the FLOP-rate fraction per round.
 2. pipeline: one epoch of make_dataset decoding the files against the same from the cache.
 3. training runs (lcnn.detector.train.train): the default model for the Config's epochs, then
-   the default and the baseline for the same short number of epochs (`--compare_epochs`)
-   for the EER comparison; EERs on `testing`.
+   the default and the baseline for the same short number of epochs (`--compare_epochs`),
+   once per seed (`--seeds`, three by default), for the EER comparison; EERs on `testing`.
 4. export and inference: TFLite float32 and int8 EERs, int8 score error, the float EER's
    bootstrap CI; batch inference and single-clip latency (Keras, both TFLite files), in turns.
 
@@ -37,17 +37,31 @@ from lcnn.config import Config
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def trainings(data_path: Path, out_dir: Path, cfg: Config, compare_epochs: int) -> dict:
-    """The default model on its full schedule, then default and baseline for an equal short
-    one (the baseline's full schedule alone would take longer than the whole benchmark may)."""
+def trainings(data_path: Path, out_dir: Path, cfg: Config, compare_epochs: int,
+              seeds: list[int]) -> dict:
+    """The default model on its full schedule, then, for each seed, default and baseline for
+    an equal short one (the baseline's full schedule alone would take longer than the whole
+    benchmark may)."""
     short = dataclasses.replace(cfg, epochs=compare_epochs)
-    plan = (("lcnn", cfg), (f"lcnn, {compare_epochs} epochs", short),
-            (f"baseline, {compare_epochs} epochs", dataclasses.replace(short, model="baseline")))
+    plan = [("lcnn", "run0-lcnn", cfg)]
+    for seed in seeds:
+        for model in ("lcnn", "baseline"):
+            plan.append((f"{model}, {compare_epochs} epochs, seed {seed}",
+                         f"short-{model}-{seed}",
+                         dataclasses.replace(short, model=model, seed=seed)))
     runs = {}
-    for i, (name, c) in enumerate(plan):
+    for name, folder, c in plan:
         print(f"training {name} ({c.model}, {c.epochs} epochs) ...", flush=True)
-        runs[name] = measure.train_and_evaluate(data_path, out_dir / f"run{i}-{c.model}", c)
+        runs[name] = measure.train_and_evaluate(data_path, out_dir / folder, c)
     return runs
+
+
+def comparison(runs: dict, compare_epochs: int, seeds: list[int]) -> dict:
+    """Testing EERs of the short runs per model, in seed order, and their paired differences."""
+    eers = {model: [runs[f"{model}, {compare_epochs} epochs, seed {s}"]["test_eer"]
+                    for s in seeds] for model in ("lcnn", "baseline")}
+    gain = [b - a for a, b in zip(eers["lcnn"], eers["baseline"], strict=True)]
+    return {"epochs": compare_epochs, "seeds": seeds, **eers, "gain": gain}
 
 
 def cpu_model() -> str:
@@ -61,7 +75,7 @@ def cpu_model() -> str:
 
 
 def run(data_path: Path, out_dir: Path, rounds: int, epochs: int | None, compare_epochs: int,
-        batches: int | None) -> dict:
+        batches: int | None, seeds: list[int]) -> dict:
     import tensorflow as tf
 
     from lcnn.runtime import set_threads
@@ -85,12 +99,10 @@ def run(data_path: Path, out_dir: Path, rounds: int, epochs: int | None, compare
         matmul_n=measure.MATMUL_N // 2 if batches else measure.MATMUL_N)
     print("data pipeline: files vs cache ...", flush=True)
     r["pipeline"] = measure.pipeline(data_path, cfg, rounds)
-    r["runs"] = trainings(data_path, out_dir, cfg, compare_epochs)
-    _, lcnn_short, baseline_short = r["runs"].values()
-    r["compare"] = {"epochs": compare_epochs, "lcnn": lcnn_short["test_eer"],
-                    "baseline": baseline_short["test_eer"]}
+    r["runs"] = trainings(data_path, out_dir, cfg, compare_epochs, seeds)
+    r["compare"] = comparison(r["runs"], compare_epochs, seeds)
     print("TFLite export, EER and latency ...", flush=True)
-    lcnn_dir = out_dir / f"run0-{cfg.model}"
+    lcnn_dir = out_dir / "run0-lcnn"
     clips, test_batches = measure.testing_batches(data_path, cfg)
     r["tflite"] = measure.tflite_fidelity(lcnn_dir, clips.labels, test_batches)
     r["inference"] = measure.inference(lcnn_dir, test_batches, r["tflite"], rounds)
@@ -110,13 +122,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="training epochs (default: the Config's)")
     parser.add_argument("--compare_epochs", type=int, default=6,
                         help="epochs of the equal short training of default and baseline")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44],
+                        help="seeds of the short default-vs-baseline comparison")
     parser.add_argument("--quick", action="store_true",
-                        help="2 epochs, 2 rounds of one batch; checks the script only")
+                        help="2 epochs, 2 rounds of one batch, one seed; checks the script only")
     args = parser.parse_args()
     quick = args.quick
     out_dir = ROOT / "runs" / ("bench-quick" if quick else "bench")
     r = run(args.data, out_dir, 2 if quick else args.rounds, 2 if quick else args.epochs,
-            2 if quick else args.compare_epochs, 1 if quick else None)
+            2 if quick else args.compare_epochs, 1 if quick else None,
+            args.seeds[:1] if quick else args.seeds)
     table = report.results_table(r)
     print(table)
     print(f"\n{r['seconds']:.0f} s; load average {r['load_average_at_start'][0]:.1f} at start, "

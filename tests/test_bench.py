@@ -73,7 +73,8 @@ def fake_results() -> dict:
         "tflite": {"fp32": {"bytes": 400_000, "test_eer": 0.20, "test_eer_ci95": (0.15, 0.25)},
                    "int8": {"bytes": 170_000, "test_eer": 0.27,
                             "score_error": {"median": 0.001, "max": 0.01}}},
-        "compare": {"lcnn": 0.25, "baseline": 0.30},
+        "compare": {"epochs": 6, "seeds": [1, 2], "lcnn": [0.25, 0.27],
+                    "baseline": [0.30, 0.30], "gain": [0.05, 0.03]},
         "runs": {"lcnn": run, "baseline, 6 epochs": run},
         "unseen_attacks": ["x"],
     }
@@ -85,7 +86,7 @@ def test_ratios_and_targets_on_made_up_results():
     assert ratio["train_speedup_vs_baseline"] == 8.5
     assert ratio["int8_eer_outside_float_ci_pp"] == pytest.approx(2.0)  # 27% vs CI top 25%
     assert ratio["pipeline_headroom"] == pytest.approx(5.0)
-    assert ratio["eer_gain_vs_baseline_pp"] == pytest.approx(5.0)
+    assert ratio["eer_gain_vs_baseline_pp"] == pytest.approx(4.0)  # mean of 5 and 3 points
     passed = {t["key"]: t["pass"] for t in report.check_targets(ratio)}
     assert passed["train_speedup_vs_baseline"] and passed["cache_speedup"]  # 2.0 >= 2 holds
     assert not passed["latency_ms_tflite_int8"] and not passed["int8_eer_outside_float_ci_pp"]
@@ -98,6 +99,17 @@ def test_a_missing_value_fails_its_target():
     assert len(rows) == len(report.TARGETS) and not any(t["pass"] for t in rows)
 
 
+def test_comparison_pairs_the_short_runs_by_seed():
+    from bench.run import comparison
+
+    runs = {f"{m}, 6 epochs, seed {s}": {"test_eer": e}
+            for m, s, e in [("lcnn", 1, 0.2), ("baseline", 1, 0.3), ("lcnn", 2, 0.4),
+                            ("baseline", 2, 0.35)]}
+    c = comparison(runs, 6, [1, 2])
+    assert (c["lcnn"], c["baseline"]) == ([0.2, 0.4], [0.3, 0.35])
+    assert c["gain"] == pytest.approx([0.1, -0.05])
+
+
 def test_results_table_shows_rounds_spread_and_verdicts():
     r = fake_results()
     r["targets"] = report.check_targets(report.ratios(r))
@@ -105,6 +117,9 @@ def test_results_table_shows_rounds_spread_and_verdicts():
     assert "Ratios per round: 7.90, 8.50, 9.00." in table
     assert "| 8.50 | 7.90 - 9.00 | 7.90 - 9.00 |" in table
     assert "20.0% (95% CI 15.0 - 25.0)" in table
+    # sample sd of (25, 27) is sqrt(2) = 1.4 points; of the gains (5, 3) too
+    assert ("testing EER 26.0 ± 1.4 % (25.0, 27.0) against 30.0 ± 0.0 % (30.0, 30.0); "
+            "baseline minus default, paired by seed: 4.0 ± 1.4 % (5.0, 3.0)") in table
     assert "| int8 TFLite single-clip latency <= 2 ms (latency_ms_tflite_int8 <= 2) | 2.5 | " \
            "**no** |" in table
 
