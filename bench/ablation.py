@@ -85,14 +85,33 @@ def describe_front_end(fe: dict) -> str:
 def train_or_reuse(data_path: Path, run_dir: Path, cfg: Config) -> dict:
     """lcnn.detector.train.train, keeping a run of the same settings in run_dir: a finished
     one is reused and an interrupted one resumed, so a table can be extended or re-rendered
-    without retraining; a run with other settings there is replaced."""
+    without retraining; a run with other settings there is replaced. Raises DivergedError."""
     from lcnn.detector.train import train
-    from lcnn.errors import LcnnError
+    from lcnn.errors import DivergedError, LcnnError
 
     try:
         return train(data_path, run_dir, cfg, verbose=0)
+    except DivergedError:  # resuming would retry the same steps: start over, once
+        pass
     except LcnnError:  # run_dir holds a run with other settings
-        return train(data_path, run_dir, cfg, overwrite=True, verbose=0)
+        pass
+    return train(data_path, run_dir, cfg, overwrite=True, verbose=0)
+
+
+def diverged(seed: int) -> dict:
+    """A table row's entry for a seed whose training diverged (NaN outputs)."""
+    return {"seed": seed, "diverged": True}
+
+
+def finished(seeds: list[dict]) -> list[dict]:
+    """The seeds of a row whose training did not diverge."""
+    return [r for r in seeds if not r.get("diverged")]
+
+
+def row_name(row: dict) -> str:
+    """The setting's name, saying how many of its seeds diverged."""
+    bad = len(row["runs"]) - len(finished(row["runs"]))
+    return row["name"] + (f" ({bad} of {len(row['runs'])} seeds diverged)" if bad else "")
 
 
 def train_setting(data_path: Path, run_dir: Path, cfg: Config, unseen: list[str]) -> dict:
@@ -100,9 +119,13 @@ def train_setting(data_path: Path, run_dir: Path, cfg: Config, unseen: list[str]
     from lcnn.detector import data
     from lcnn.detector.evaluate import evaluate
     from lcnn.detector.model import build_model, model_flops
+    from lcnn.errors import DivergedError
 
     started = time.perf_counter()
-    state = train_or_reuse(data_path, run_dir, cfg)
+    try:
+        state = train_or_reuse(data_path, run_dir, cfg)
+    except DivergedError:
+        return diverged(cfg.seed)
     result = evaluate(run_dir, data_path, "testing")
     clips = len(data.load_split(data_path, "training", cfg, progress=False))
     model = build_model(cfg)
@@ -140,11 +163,14 @@ def table(rows: list[dict], unseen: list[str]) -> str:
              f"unseen ({', '.join(unseen) or '-'}) EER % |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        fe, seeds = row["front_end"], row["runs"]
+        fe, seeds = row["front_end"], finished(row["runs"])
+        if not seeds:
+            lines.append(f"| {row_name(row)} | {describe_front_end(fe)} |" + " - |" * 8)
+            continue
         speed = np.median([r["train_clips_per_s"]["median"] for r in seeds])
         unseen_eers = [np.mean(list(r["unseen_eer"].values())) for r in seeds if r["unseen_eer"]]
         lines.append(
-            f"| {row['name']} | {describe_front_end(fe)} | {fe['frames_per_s']:g} | "
+            f"| {row_name(row)} | {describe_front_end(fe)} | {fe['frames_per_s']:g} | "
             f"{seeds[0]['params']:,} | "
             f"{seeds[0]['gflop_per_clip']:.3f} | {speed:.0f} | "
             f"{pct([r['val_eer'] for r in seeds])} | {pct([r['test_eer'] for r in seeds])} | "
@@ -158,6 +184,8 @@ def augment_setting(data_path: Path, run_dir: Path, cfg: Config, unseen: list[st
     from lcnn.detector.evaluate import robustness
 
     row = train_setting(data_path, run_dir, cfg, unseen)
+    if row.get("diverged"):
+        return row
     row["condition_eer"] = {name: r["eer"] for name, r in robustness(run_dir, data_path).items()}
     return row
 
@@ -168,12 +196,15 @@ def augment_table(rows: list[dict], unseen: list[str]) -> str:
              "EER % | mean over conditions EER % | worst condition EER % |",
              "|---|---|---|---|---|"]
     for row in rows:
-        seeds = row["runs"]
+        seeds = finished(row["runs"])
+        if not seeds:
+            lines.append(f"| {row_name(row)} |" + " - |" * 4)
+            continue
         unseen_eers = [np.mean(list(r["unseen_eer"].values())) for r in seeds if r["unseen_eer"]]
         worst = [max(r["condition_eer"].values()) for r in seeds]
         worst_name = max(seeds[0]["condition_eer"], key=seeds[0]["condition_eer"].get)
         lines.append(
-            f"| {row['name']} | {mean_sd([r['test_eer'] for r in seeds])} | "
+            f"| {row_name(row)} | {mean_sd([r['test_eer'] for r in seeds])} | "
             f"{mean_sd(unseen_eers)} | "
             f"{mean_sd([np.mean(list(r['condition_eer'].values())) for r in seeds])} | "
             f"{mean_sd(worst)} ({worst_name}, seed {seeds[0]['seed']}) |")
@@ -227,6 +258,7 @@ def transfer_rows(data_path: Path, out_dir: Path, base: Config, seeds: list[int]
                   column: str, covers: str) -> list[dict]:
     """Leave-one-out over the values of a metadata column: train without, test on it."""
     from lcnn.detector.evaluate import evaluate
+    from lcnn.errors import DivergedError
 
     rows = []
     for value in holdout_values(data_path, column, covers):
@@ -239,7 +271,11 @@ def transfer_rows(data_path: Path, out_dir: Path, base: Config, seeds: list[int]
         for seed in seeds:
             print(f"without {column} {value}, seed {seed} ...", flush=True)
             run_dir = out_dir / f"without-{column}-{slug}-{seed}"
-            state = train_or_reuse(tree, run_dir, dataclasses.replace(base, seed=seed))
+            try:
+                state = train_or_reuse(tree, run_dir, dataclasses.replace(base, seed=seed))
+            except DivergedError:
+                runs_.append(diverged(seed))
+                continue
             runs_.append({"seed": seed, "val_eer": state["best_eer"],
                           "test_eer": evaluate(run_dir, tree, "testing")["eer"]})
         rows.append({"column": column, "value": value, **counts, "runs": runs_})
@@ -251,12 +287,17 @@ def transfer_table(rows: list[dict]) -> str:
     lines = ["| held out | testing clips (real / fake) | EER % on the held-out clips |",
              "|---|---|---|"]
     for row in rows:
+        bad = len(row["runs"]) - len(finished(row["runs"]))
         lines.append(f"| {row['column']} {row['value']} | {row['test_real']} / "
-                     f"{row['test_fake']} | {mean_sd([r['test_eer'] for r in row['runs']])}"
-                     " |")
+                     f"{row['test_fake']} | "
+                     f"{mean_sd([r['test_eer'] for r in finished(row['runs'])])}"
+                     f"{f' ({bad} diverged)' if bad else ''} |")
     for column in dict.fromkeys(r["column"] for r in rows):
-        per_seed = np.mean([[r["test_eer"] for r in row["runs"]] for row in rows
-                            if row["column"] == column], axis=0)
+        by_seed: dict[int, list[float]] = {}
+        for row in rows:
+            for r in finished(row["runs"]) if row["column"] == column else []:
+                by_seed.setdefault(r["seed"], []).append(r["test_eer"])
+        per_seed = [float(np.mean(v)) for v in by_seed.values()]
         lines.append(f"| **mean over {column} values** | | {mean_sd(per_seed)} |")
     return "\n".join(lines)
 

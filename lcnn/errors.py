@@ -39,6 +39,10 @@ class RunError(LcnnError):
     """A run folder that is missing or incomplete."""
 
 
+class DivergedError(LcnnError):
+    """Training produced NaN or infinite outputs; the run folder keeps the last good epoch."""
+
+
 class BadFilesError(LcnnError):
     """Some files of a split could not be decoded. `bad` holds (path, reason) pairs."""
 

@@ -151,3 +151,28 @@ def test_uncached_pipeline_gives_make_datasets_batches():
     for (x1, y1), (x2, y2) in zip(cached, decoded, strict=True):
         np.testing.assert_array_equal(x1.numpy(), x2.numpy())
         np.testing.assert_array_equal(y1.numpy(), y2.numpy())
+
+
+def test_ablation_tables_leave_out_diverged_seeds_and_say_so():
+    from bench.ablation import table, transfer_table
+
+    front = {"kind": "mel", "filters": 64, "kernel": 129, "stride": 16, "pool": 4,
+             "frames_per_s": 250}
+
+    def ok(seed, eer):
+        return {"seed": seed, "params": 1, "gflop_per_clip": 0.1,
+                "train_clips_per_s": {"median": 100}, "val_eer": eer, "test_eer": eer,
+                "test_min_dcf": 0.5, "unseen_eer": {"x": eer}}
+
+    nan = {"seed": 2, "diverged": True}
+    text = table([{"name": "a", "front_end": front, "runs": [ok(1, 0.2), nan]}], ["x"])
+    assert "| a (1 of 2 seeds diverged) | mel 64 bands | 250 | 1 | 0.100 | 100 | 20.0 | 20.0 |" \
+        in text
+    text = transfer_table([
+        {"column": "attack", "value": "v", "test_real": 3, "test_fake": 3,
+         "runs": [ok(1, 0.2), nan]},
+        {"column": "attack", "value": "w", "test_real": 3, "test_fake": 3,
+         "runs": [ok(1, 0.4), ok(2, 0.3)]}])
+    assert "| attack v | 3 / 3 | 20.0 (1 diverged) |" in text
+    # per seed, the mean over the values that finished: seed 1 (20 + 40) / 2, seed 2 30
+    assert "| **mean over attack values** | | 30.0 ± 0.0 [30.0, 30.0] (30.0, 30.0) |" in text

@@ -15,7 +15,7 @@ from lcnn.dataset import DataSource, data_spec, open_source
 from lcnn.detector import distribute, runs
 from lcnn.detector.calibration import calibrate_run
 from lcnn.detector.predict import predict_scores
-from lcnn.errors import LcnnError
+from lcnn.errors import DivergedError, LcnnError
 from lcnn.runtime import set_threads
 
 
@@ -65,7 +65,7 @@ def _make_keeper(run_dir: Path, val_ds, val_clips, state: dict, patience: int):
             seconds = time.perf_counter() - self._t0
             scores = predict_scores(self.model, val_ds)
             if not np.all(np.isfinite(scores)):  # diverged: this epoch's weights are useless
-                raise LcnnError(
+                raise DivergedError(
                     f"training diverged in epoch {epoch + 1} (the model's outputs are NaN or "
                     f"inf); {run_dir} keeps the last good epoch: train again with a lower "
                     "--learning_rate (--overwrite), or --resume to retry from that epoch")
