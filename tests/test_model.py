@@ -11,12 +11,15 @@ from lcnn.detector.layers import MaxFeatureMap, SincConv1D
 from lcnn.detector.model import MODELS, build_model, layer_costs, model_flops
 from lcnn.errors import ConfigError, LcnnError
 
-SHORT = Config(duration=0.25)  # 4,000 samples: enough for every pooling stage, quick to run
+# 4,000 samples: enough for every pooling stage, quick to run; most tests here are about the
+# sinc front end, which is not the default
+SHORT = Config(duration=0.25, front_end="sinc")
+SINC = Config(front_end="sinc")
 
 
 @pytest.fixture(scope="module")
 def default_model():
-    return build_model(Config())
+    return build_model(SINC)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -33,13 +36,19 @@ def test_both_models_output_one_probability_per_clip(name):
     np.testing.assert_allclose(out, 1 / (1 + np.exp(-(features @ kernel + bias))), rtol=1e-5)
 
 
-def test_default_is_a_small_light_cnn(default_model):
-    assert default_model.name == "lcnn"
-    assert default_model.count_params() < 1_000_000
-    mfm = [layer for layer in default_model.layers if isinstance(layer, MaxFeatureMap)]
+def test_default_is_a_small_light_cnn_on_log_mel_energies():
+    model = build_model(Config())
+    assert model.name == "lcnn"
+    assert model.count_params() < 1_000_000
+    mfm = [layer for layer in model.layers if isinstance(layer, MaxFeatureMap)]
     assert len(mfm) >= 9
+    bank = model.get_layer("filterbank")
+    assert (bank.scale, bank.bands, bank.hop) == ("mel", 64, 64)
+
+
+def test_sinc_front_end_takes_its_settings(default_model):
     sinc = default_model.get_layer("sinc")
-    cfg = Config()
+    cfg = SINC
     assert isinstance(sinc, SincConv1D)
     assert (sinc.filters, sinc.stride, sinc.sample_rate) == (cfg.sinc_filters, cfg.sinc_stride,
                                                              16000)
@@ -82,7 +91,7 @@ def test_input_norm_makes_the_score_independent_of_the_level(input_norm):
 
 
 def test_sample_rate_and_duration_come_from_the_config():
-    cfg = Config(sample_rate=8000, duration=0.5)
+    cfg = Config(sample_rate=8000, duration=0.5, front_end="sinc")
     model = build_model(cfg)
     assert model.input_shape == (None, 4000)
     assert model.get_layer("sinc").sample_rate == 8000
@@ -147,14 +156,14 @@ def test_conv_and_sinc_costs_match_a_hand_count(default_model):
 
 
 def test_model_flops_counts_no_input_gradient_for_the_sinc_layer(default_model):
-    cfg = Config()
+    cfg = SINC
     rows = layer_costs(default_model, cfg)
     sinc = sum(r["macs_per_s"] for r in rows if r["type"] == "SincConv1D") * cfg.duration
     rest = sum(r["macs_per_s"] for r in rows if r["type"] != "SincConv1D") * cfg.duration
     assert sinc == 2000 * 64 * 129
     # 2 FLOPs per MAC; forward + weight gradient for the sinc, + input gradient for the rest
     assert model_flops(default_model, cfg) == pytest.approx(4 * sinc + 6 * rest)
-    frozen = build_model(Config(sinc_trainable=False))
+    frozen = build_model(Config(front_end="sinc", sinc_trainable=False))
     assert model_flops(frozen, cfg) == pytest.approx(2 * sinc + 6 * rest)  # forward only
     baseline = build_model(Config(model="baseline"))
     # The baseline's full-rate convolutions cost more per clip than the whole default model.
@@ -162,7 +171,7 @@ def test_model_flops_counts_no_input_gradient_for_the_sinc_layer(default_model):
 
 
 def test_sinc_trainable_false_freezes_only_the_filter_bank():
-    model = build_model(Config(sinc_trainable=False))
+    model = build_model(Config(front_end="sinc", sinc_trainable=False))
     assert not model.get_layer("sinc").trainable
     frozen = {w.path for w in model.non_trainable_weights}
     assert {"sinc/low_khz", "sinc/band_khz"} <= frozen
