@@ -19,7 +19,10 @@ from lcnn.errors import ExportError, LcnnError
 
 # A short clip keeps export and scoring fast; the layers are the default model's.
 CFG = Config(duration=0.5, sinc_filters=16, threads=2)
-FLOAT_TOL = 1e-4
+# TFLite's FFT rounds differently from TensorFlow's, and the log-mel front end's log magnifies
+# that in bands these test tones leave empty (nothing above 2.1 kHz): scores moved by up to
+# 1e-3 (the sinc front end, with no FFT, by under 1e-4).
+FLOAT_TOL = 2e-3
 # Dynamic-range int8 quantises the weights and, inside each convolution, the activations, so
 # errors add up over the layers: on this model scores moved by 0.015-0.02 on average, 0.06 at most.
 INT8_TOL = 0.1  # largest difference allowed in any probability
@@ -72,7 +75,7 @@ def run_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("run")
     model = build_model(CFG)
     x, _ = _signals(CFG.n_samples, 16, seed=0)
-    for _ in range(3):  # BatchNorm statistics of real-looking input, not the initial 0 / 1
+    for _ in range(40):  # BatchNorm statistics of real-looking input, not the initial 0 / 1
         model(x, training=True)
     _spread_scores(model, x)
     runs.write_json(folder / runs.CONFIG, {**dataclasses.asdict(CFG), "data_path": "unused"})
@@ -135,15 +138,23 @@ def _constants(path) -> dict[tuple, set[str]]:
     return out
 
 
-def test_int8_keeps_the_sinc_taps_float(run_dir, exported):
-    model = runs.load_model(run_dir)
-    sinc = model.get_layer("sinc")
-    taps = (sinc.filters, 1, sinc.kernel_size, 1)  # TFLite's [out, 1, kernel, in]
+def test_int8_keeps_the_front_end_float(run_dir, exported, tmp_path):
+    from lcnn.detector.export import convert_model
+    from lcnn.detector.model import build_model
+
+    model = runs.load_model(run_dir)  # the default: a log-mel filter bank
+    bank = model.get_layer("filterbank").weights_.T.shape  # TFLite's fully connected [out, in]
     conv1 = model.get_layer("conv1").kernel.shape  # [kernel, in, out]
-    conv1 = (conv1[2], 1, conv1[0], conv1[1])
+    conv1 = (conv1[2], 1, conv1[0], conv1[1])  # TFLite's [out, 1, kernel, in]
     int8, flt = _constants(exported["int8"]), _constants(exported["float"])
-    assert int8[taps] == flt[taps] == {"FLOAT32"}
+    assert int8[bank] == flt[bank] == {"FLOAT32"}
     assert int8[conv1] == {"INT8"} and flt[conv1] == {"FLOAT32"}
+    sinc_model = build_model(dataclasses.replace(CFG, front_end="sinc"))
+    sinc = sinc_model.get_layer("sinc")
+    path = tmp_path / "sinc-int8.tflite"
+    path.write_bytes(convert_model(sinc_model, int8=True))
+    taps = (sinc.filters, 1, sinc.kernel_size, 1)
+    assert _constants(path)[taps] == {"FLOAT32"}
 
 
 def test_int8_weights_are_the_models_rounded_to_int8(run_dir, exported):
