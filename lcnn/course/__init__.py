@@ -38,13 +38,23 @@ def figures_dir() -> Path:
     return path
 
 
-def config(model: str = "lcnn") -> Config:
-    """The course's training settings: the package defaults, 2 epochs in quick mode."""
-    return Config(model=model, epochs=2) if QUICK else Config(model=model)
+# The models the notebooks train or build, by name: Config fields that differ from the defaults
+VARIANTS = {
+    "lcnn": {},  # the default: a Light CNN on a fixed log-mel filter bank
+    "sinc": {"front_end": "sinc"},  # the same LCNN on learnable sinc filters (notebook 2)
+    "baseline": {"model": "baseline"},  # the project's original ReLU CNN
+}
+
+
+def config(name: str = "lcnn") -> Config:
+    """The course's training settings for a model of VARIANTS: the package defaults with the
+    variant's fields, 2 epochs in quick mode."""
+    return Config(**VARIANTS[name], **({"epochs": 2} if QUICK else {}))
 
 
 def trained_run(model: str = "lcnn", verbose: int = 0) -> Path:
-    """The course's run folder for a model, training it first if no finished run exists.
+    """The course's run folder for a model of VARIANTS, training it first if no finished run
+    exists.
 
     Lets a later notebook run on its own; normally 04_training has trained it already.
     """
