@@ -129,7 +129,7 @@ def test_train_evaluate_predict(tiny_data, tmp_path):
     # a clip scores as evaluate scored it, and P(fake) at prior 0.5 is 1 / (1 + e^LLR)
     evaluated = {Path(r[0]).name: float(r[1]) for r in test_rows if r[2] == "fake"}
     assert {name: row["score"] for name, row in by_path.items() if name in evaluated} == (
-        pytest.approx(evaluated, abs=1e-5))
+        pytest.approx(evaluated, abs=1e-4))  # evaluate reads int16-rounded clips from its cache
     assert all(row["prior_fake"] == 0.5 and row["verdict"] in ("real", "fake") for row in scored)
     assert [row["p_fake"] for row in scored] == pytest.approx(
         [1 / (1 + np.exp(row["llr"])) for row in scored])

@@ -310,10 +310,16 @@ class LogFilterbank(keras.layers.Layer):
     finely as the low ones. Nothing is learnt: it is the control for SincConv1D.
     `[batch, samples]` -> `[batch, frames, bands]`, frames = ceil(samples / hop) (the signal is
     padded by half a window at both ends, as librosa's `center=True` does).
+
+    `eps` is the floor under the log: log(energy + eps). For a waveform of unit variance (the
+    model normalises each clip first) 1e-3 lies about 35 dB below the median band energy of
+    speech and at the 0.1st percentile of the demo corpus's. A floor near float rounding
+    (1e-8) turned empty bands (telephone audio, synthetic tones) into log-magnified rounding
+    noise: scores then moved by 1e-3 between int16 and float input, TensorFlow and TFLite.
     """
 
     def __init__(self, bands: int, sample_rate: int, hop: int, scale: str = "mel",
-                 frame_length: int = 400, fft_length: int = 512, eps: float = 1e-8, **kwargs):
+                 frame_length: int = 400, fft_length: int = 512, eps: float = 1e-3, **kwargs):
         super().__init__(**kwargs)
         if scale not in ("mel", "linear"):
             raise ConfigError(f"LogFilterbank: scale must be 'mel' or 'linear', got {scale!r}")
