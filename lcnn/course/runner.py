@@ -61,6 +61,17 @@ def why_kept(path: Path) -> str | None:
     return None
 
 
+WIDGET_CELL_TIMEOUT = 120  # seconds; such a cell builds a widget and one figure
+
+
+def _cell_timeout(cell, timeout: int) -> int:
+    """The time a cell may take. A cell that ends with a widget sometimes never reports that
+    it finished under nbclient, though the kernel has (both idle; nbclient issue #312); the
+    run then continues after this shorter wait instead of the full `timeout`."""
+    last = cell.source.strip().splitlines()[-1] if cell.source.strip() else ""
+    return WIDGET_CELL_TIMEOUT if last.endswith(".widget") else timeout
+
+
 def execute(path: Path, out: Path, timeout: int = 1800) -> None:
     """Run every cell of `path` in a fresh kernel of this environment; write the result to
     `out` (also when a cell fails, so the traceback can be read there)."""
@@ -71,6 +82,7 @@ def execute(path: Path, out: Path, timeout: int = 1800) -> None:
 
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            timeout_func=lambda cell: _cell_timeout(cell, timeout),
                             resources={"metadata": {"path": str(path.parent)}},
                             # the kernel's own warnings (a local TCP connection) are noise here
                             extra_arguments=["--IPKernelApp.log_level=ERROR"])
