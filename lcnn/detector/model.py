@@ -1,24 +1,20 @@
-"""The models: a Light CNN on a learnable SincConv front end (default) and the baseline, the
-original project's ReLU CNN.
+"""The models: a Light CNN on a log-mel (default) or learnable SincConv front end, and the
+baseline, the original project's ReLU CNN.
 
 Both take a float32 waveform of `cfg.n_samples` samples at `cfg.sample_rate` and output one
 number per clip, a sigmoid output, higher = more FAKE (a score, not a probability: see
 lcnn.detector.calibration).
 
-The default is designed for CPU training. Convolving 2-s clips at the full 16 kHz rate is what
-makes raw-waveform models slow on CPU, so the front end lowers the time resolution before
-anything else touches the feature maps: the sinc layer computes only every `sinc_stride`-th
-output sample, and EnergyPooling1D turns each group of `sinc_pool` outputs into one band
-envelope value (their RMS), as a spectrogram does. With the defaults the LCNN body sees
-250 frames per second (a spectrogram with a 4 ms hop; the LFCC-LCNN baseline uses 10 ms).
-
-Why RMS and not log energies: on the demo corpus, with the training pipeline's noise, gain
-and shift augmentation, log energies gave validation EERs of 38-40% (two seeds) against
-22-26% for RMS (two seeds) and 24% for abs + max-pooling (SincNet's and RawNet2's choice).
-The log magnifies the near-silent bands, where white-noise augmentation changes the most.
-`sinc_log=True` brings the log back for ablations. `front_end="mel"` or `"linear"` replaces
-the sinc layer by a fixed log filter bank with as many bands and the same hop (the controls
-that show what learning the filters buys).
+The LCNN first scales each clip to zero mean and unit variance (`input_norm`), then turns it
+into band energies per frame (`front_end`), 250 frames per second with the defaults (a 4 ms
+hop; the LFCC-LCNN baseline uses 10 ms):
+- "mel" (default) or "linear": LogFilterbank, log energies of triangular bands of a 25-ms
+  short-time power spectrum; nothing is learnt;
+- "sinc": SincNet's learnable band-pass filters, computed only every `sinc_stride`-th output
+  sample so that 2-s clips at 16 kHz train fast on a CPU, then EnergyPooling1D (the RMS, or
+  with `sinc_log` the log energy, of each group of `sinc_pool` outputs).
+Which is better on the demo corpus, and by how much, is in bench/ablation.md (three seeds per
+setting): log-mel, then sinc with log energies, then sinc with RMS.
 """
 
 from __future__ import annotations
