@@ -321,10 +321,10 @@ def settings_rows(settings, run, data_path: Path, out_dir: Path, base: Config,
     return rows
 
 
-TABLES = {  # name: (render, heading)
-    "front_end": (lambda r, unseen: table(r, unseen), "Front end, level and loss"),
-    "augment": (lambda r, unseen: augment_table(r, unseen), "Channel augmentation"),
-    "transfer": (lambda r, unseen: transfer_table(r), "Transfer to held-out attacks and speakers"),
+TABLES = {  # name: (render(rows, unseen), heading)
+    "front_end": (table, "Front end, level and loss"),
+    "augment": (augment_table, "Channel augmentation"),
+    "transfer": (lambda rows, _: transfer_table(rows), "Transfer to held-out attacks and speakers"),
 }
 
 

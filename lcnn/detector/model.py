@@ -89,12 +89,11 @@ def _as_channels(cfg: Config, waveform):
 
 
 def build_lcnn(cfg: Config) -> keras.Model:
-    """A Light CNN (Max-Feature-Map activations) on a strided SincConv front end.
+    """A Light CNN (Max-Feature-Map activations) on the front end `cfg.front_end` names.
 
-    level normalisation -> sinc (strided) -> RMS per frame -> BatchNorm -> nine Conv1D + MFM
-    layers with
-    BatchNorm and max-pooling where the LFCC-LCNN baseline has them -> global average and max
-    pooling -> Dense + MFM -> dropout -> sigmoid.
+    level normalisation -> band energies per frame (`front_end`) -> BatchNorm -> nine Conv1D +
+    MFM layers with BatchNorm and max-pooling where the LFCC-LCNN baseline has them -> global
+    average and max pooling -> Dense + MFM -> dropout -> sigmoid.
     """
     inputs = waveform = _waveform_input(cfg)
     if cfg.input_norm:  # epsilon: level-independent within 0.01% down to -60 dBFS (RMS)
