@@ -115,7 +115,7 @@ def _changed_settings(saved: dict, cfg: Config, data: dict) -> list[str]:
     return sorted(changed)
 
 
-def _saved_state(run_dir: Path, cfg: Config, data: str | Path | dict) -> dict | None:
+def _saved_state(run_dir: Path, cfg: Config, data: dict) -> dict | None:
     """The progress of the same run in run_dir, or None when a new run may start there.
 
     Raises an LcnnError, touching nothing, if run_dir is not a folder, holds files lcnn did
@@ -135,7 +135,7 @@ def _saved_state(run_dir: Path, cfg: Config, data: str | Path | dict) -> dict | 
         return None
     saved = runs.read_json_object(run_dir / runs.CONFIG, "run settings")
     state = runs.load_state(run_dir)
-    changed = _changed_settings(saved, cfg, data_spec(data))
+    changed = _changed_settings(saved, cfg, data)
     if not changed:
         return state
     if state["epoch"] == 0:  # nothing trained yet (e.g. killed in its first epoch): start anew
@@ -149,7 +149,9 @@ def _saved_state(run_dir: Path, cfg: Config, data: str | Path | dict) -> dict | 
 def _start_or_resume(run_dir: Path, cfg: Config, data: str | Path | dict,
                      overwrite: bool) -> dict:
     """Prepare the run folder (under its lock); return the saved state (empty progress for a
-    new run). --overwrite deletes only an lcnn run folder's files."""
+    new run). `data`: what train takes, or its data_spec. --overwrite deletes only an lcnn run
+    folder's files."""
+    data = data_spec(data)
     runs.clean_temporaries(run_dir)
     if overwrite:
         runs.clear_run(run_dir, keep=(runs.LOCK,))
@@ -157,7 +159,7 @@ def _start_or_resume(run_dir: Path, cfg: Config, data: str | Path | dict,
     if state is not None:
         return state
     runs.mark_run_folder(run_dir)
-    runs.write_json(run_dir / runs.CONFIG, {**dataclasses.asdict(cfg), runs.DATA: data_spec(data)})
+    runs.write_json(run_dir / runs.CONFIG, {**dataclasses.asdict(cfg), runs.DATA: data})
     runs.write_json(run_dir / runs.STATE, dict(NEW_STATE))
     return dict(NEW_STATE)
 
@@ -192,6 +194,7 @@ def train(data_path: str | Path | dict, run_dir: str | Path, cfg: Config, *,
     starts over, but deletes only a folder that is recognisably an lcnn run folder.
     """
     run_dir = Path(run_dir)
+    data = data_spec(data_path)  # what config.json stores and a resumed run is compared with
     distribute.check_strategy(strategy)
     runs.check_writable(run_dir)
     runs.check_unlocked(run_dir)
@@ -199,7 +202,7 @@ def train(data_path: str | Path | dict, run_dir: str | Path, cfg: Config, *,
         runs.check_deletable(run_dir)
         state = None
     else:
-        state = _saved_state(run_dir, cfg, data_path)
+        state = _saved_state(run_dir, cfg, data)
     if state is not None and state.get("finished") and state["best_eer"] is not None:
         if verbose:
             print(f"{run_dir}: training already finished (best epoch {state['best_epoch']}, "
@@ -216,14 +219,14 @@ def train(data_path: str | Path | dict, run_dir: str | Path, cfg: Config, *,
         model = build_model(cfg)  # a setting the model cannot take fails before any decoding
     train_clips, val_clips = _load_clips(source, cfg, cache_dir, skip_bad, verbose)
     with runs.run_lock(run_dir):
-        state = _start_or_resume(run_dir, cfg, data_path, overwrite)
+        state = _start_or_resume(run_dir, cfg, data, overwrite)
         state["replicas"] = dist.num_replicas_in_sync
         with dist.scope():
             return _fit(model, run_dir, cfg, state, train_clips, val_clips, verbose, dist)
 
 
 def _fit(model, run_dir: Path, cfg: Config, state: dict, train_clips, val_clips,
-         verbose: int, strategy=None) -> dict:
+         verbose: int, strategy) -> dict:
     """Train from state["epoch"] to cfg.epochs (or early stopping), keeping the run folder."""
     import keras
 
@@ -240,8 +243,7 @@ def _fit(model, run_dir: Path, cfg: Config, state: dict, train_clips, val_clips,
             print(f"{run_dir}: resuming after epoch {state['epoch']} of {cfg.epochs}")
     else:
         compile_model(model, cfg, steps)
-    if strategy is not None:
-        distribute.prepare_model(model, strategy)
+    distribute.prepare_model(model, strategy)
 
     weights = data.class_weights(train_clips.labels) if cfg.class_weights else None
     keeper = _make_keeper(run_dir, val_ds, val_clips, state, cfg.patience)
