@@ -46,8 +46,7 @@ def trainings(data_path: Path, out_dir: Path, cfg: Config, compare_epochs: int,
     plan = [("lcnn", "run0-lcnn", cfg)]
     for seed in seeds:
         for model in ("lcnn", "baseline"):
-            plan.append((f"{model}, {compare_epochs} epochs, seed {seed}",
-                         f"short-{model}-{seed}",
+            plan.append((short_run(model, compare_epochs, seed), f"short-{model}-{seed}",
                          dataclasses.replace(short, model=model, seed=seed)))
     runs = {}
     for name, folder, c in plan:
@@ -56,10 +55,15 @@ def trainings(data_path: Path, out_dir: Path, cfg: Config, compare_epochs: int,
     return runs
 
 
+def short_run(model: str, epochs: int, seed: int) -> str:
+    """The name of a short comparison run in results.json's "runs"."""
+    return f"{model}, {epochs} epochs, seed {seed}"
+
+
 def comparison(runs: dict, compare_epochs: int, seeds: list[int]) -> dict:
     """Testing EERs of the short runs per model, in seed order, and their paired differences."""
-    eers = {model: [runs[f"{model}, {compare_epochs} epochs, seed {s}"]["test_eer"]
-                    for s in seeds] for model in ("lcnn", "baseline")}
+    eers = {model: [runs[short_run(model, compare_epochs, s)]["test_eer"] for s in seeds]
+            for model in ("lcnn", "baseline")}
     gain = [b - a for a, b in zip(eers["lcnn"], eers["baseline"], strict=True)]
     return {"epochs": compare_epochs, "seeds": seeds, **eers, "gain": gain}
 
