@@ -20,7 +20,7 @@ from IPython.display import Audio, clear_output, display
 from matplotlib.figure import Figure
 from scipy import signal
 
-from lcnn import FAKE, LABELS, REAL
+from lcnn import LABELS
 from lcnn.audio import read_audio
 from lcnn.config import Config
 from lcnn.dataset import CLASSES, audio_files, class_folders, find_splits, read_metadata
@@ -404,7 +404,9 @@ class ScoreExplorer:
 
     def verdict(self, score: float) -> str:
         """'fake' when the score reaches the threshold, else 'real'."""
-        return LABELS[FAKE] if score >= self.threshold else LABELS[REAL]
+        from lcnn.detector.predict import verdict
+
+        return verdict(score, self.threshold)
 
     def _refresh(self) -> None:
         key = SORTS[self.sort.value]
@@ -513,24 +515,35 @@ class ChannelPlayer:
         self.scores: tuple[float, float] | None = None
         self.players: list[Audio] = []
         self.figure: Figure | None = None
+        self._crops: dict[Path, np.ndarray] = {}
         for control in (self.file, self.condition):
             control.observe(lambda _: self._update(), names="value")
         self._update()
         self.widget = widgets.VBox([widgets.HBox([self.file, self.condition]), self.output])
 
-    def _update(self) -> None:
+    def _clean_crop(self, path: Path) -> np.ndarray:
+        """The centre crop the model scores, decoded once per file (not per channel picked)."""
         from lcnn.audio import fix_length, load_audio
+
+        if path not in self._crops:
+            audio = load_audio(path, self.cfg.sample_rate)
+            self._crops[path] = fix_length(audio, self.cfg.n_samples).astype(np.float32)
+        return self._crops[path]
+
+    def _update(self) -> None:
+        from lcnn.audio import fix_length
         from lcnn.channels import condition
+        from lcnn.detector.predict import verdict
 
         sr, n = self.cfg.sample_rate, self.cfg.n_samples
-        self.clean = fix_length(load_audio(self.file.value, sr), n).astype(np.float32)
+        self.clean = self._clean_crop(self.file.value)
         channel = condition(self.condition.value)
         rng = np.random.default_rng(self.seed)  # the same noise or room on every visit
         self.through = fix_length(channel(self.clean, sr, rng), n).astype(np.float32)
         batch = np.stack([self.clean, self.through])
         self.scores = tuple(float(s) for s in self.model.predict(batch, verbose=0)[:, 0])
         self.players = [audio_player(x, sr) for x in batch]
-        verdicts = [LABELS[FAKE] if s >= self.threshold else LABELS[REAL] for s in self.scores]
+        verdicts = [verdict(s, self.threshold) for s in self.scores]
         summary = widgets.HTML(
             f"<b>{self.file.value.name}</b>: raw score {self.scores[0]:.3f} ({verdicts[0]}) "
             f"clean, {self.scores[1]:.3f} ({verdicts[1]}) through {self.condition.value}; "

@@ -32,9 +32,12 @@ class Prediction:
     error: str | None = None
 
     def verdict(self, threshold: float = 0.5) -> str:
-        if self.score is None:
-            return "error"
-        return "fake" if self.score >= threshold else "real"
+        return "error" if self.score is None else verdict(self.score, threshold)
+
+
+def verdict(score: float, threshold: float) -> str:
+    """"fake" when a raw score reaches the threshold, else "real"."""
+    return "fake" if score >= threshold else "real"
 
 
 def predict_scores(model, dataset) -> np.ndarray:
