@@ -1,7 +1,7 @@
 """Ablations: front end, channel augmentation, and transfer to held-out attacks and speakers.
 
 Usage (from the repository root): python -m bench.ablation [--data data/demo] [--seeds 42 43 44]
-                                     [--quick] [--tables front_end augment transfer]
+                                     [--quick] [--tables front_end model augment transfer]
 
 front_end: the default Config with a few front-end fields changed (see SETTINGS), trained
 with lcnn.detector.train.train (same epochs, augmentation, early stopping and seed) on the demo
@@ -12,6 +12,8 @@ in brackets, then each seed: one run says little when two seeds of one setting d
 several points. Clips/s are the
 training epochs' median (first epoch excluded) from each run's history; runs share the CPU
 with whatever else runs, so compare speeds within one table.
+
+model: the default LCNN against the baseline, with and without level normalisation.
 
 augment: the default with one kind of channel augmentation on (AUGMENT_SETTINGS), each run
 also evaluated under every robustness condition (lcnn.detector.evaluate.robustness).
@@ -39,7 +41,7 @@ import numpy as np
 
 from bench.common import ROOT, THREADS, atomic_write, epoch_speeds, summary, unseen_attacks
 from bench.report import update_readme
-from lcnn.config import Config
+from lcnn.config import ORIGINAL_BASELINE, Config
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # (name, Config overrides). Every front end gives the LCNN body 64 bands at a 64-sample hop.
@@ -54,6 +56,13 @@ SETTINGS = [
     ("cross-entropy (focal gamma 0)", {"focal_gamma": 0.0}),
 ]
 
+# The LCNN against the baseline (the original ReLU CNN on 24 full-rate sinc filters), both on
+# the full schedule. "default" reuses the front-end table's runs.
+MODEL_SETTINGS = [
+    ("default", {}),
+    ("baseline (original ReLU CNN, full-rate sinc)", ORIGINAL_BASELINE),
+    ("baseline with input normalisation", {"model": "baseline"}),
+]
 
 # Channel augmentation (lcnn.channels / lcnn.augment), one kind at a time, then all together.
 AUGMENT_SETTINGS = [
@@ -70,7 +79,14 @@ HOLDOUTS = [("attack", "fake"), ("speaker", "both")]
 
 
 def front_end(cfg: Config) -> dict:
-    """The front-end fields of a Config, plus the frame rate the LCNN body sees."""
+    """The front-end fields of a Config, plus the frame rate the LCNN body (or the baseline's
+    convolutions) sees."""
+    if cfg.model == "baseline":
+        from lcnn.detector.model import BASELINE_SINC
+
+        filters, kernel = BASELINE_SINC
+        return {"kind": "sinc", "filters": filters, "kernel": kernel, "stride": 1, "pool": 1,
+                "frames_per_s": cfg.sample_rate}
     hop = cfg.sinc_stride * cfg.sinc_pool
     return {"kind": cfg.front_end, "filters": cfg.sinc_filters, "kernel": cfg.sinc_kernel_size,
             "stride": cfg.sinc_stride, "pool": cfg.sinc_pool,
@@ -323,6 +339,7 @@ def settings_rows(settings, run, data_path: Path, out_dir: Path, base: Config,
 
 TABLES = {  # name: (render(rows, unseen), heading)
     "front_end": (table, "Front end, level and loss"),
+    "model": (table, "LCNN and baseline"),
     "augment": (augment_table, "Channel augmentation"),
     "transfer": (lambda rows, _: transfer_table(rows), "Transfer to held-out attacks and speakers"),
 }
@@ -357,6 +374,9 @@ def run_table(name: str, args, base: Config, out_dir: Path, unseen: list[str]) -
     """Train and evaluate every row of one table."""
     if name == "front_end":
         return settings_rows(SETTINGS, train_setting, args.data, out_dir, base, args.seeds,
+                             unseen)
+    if name == "model":
+        return settings_rows(MODEL_SETTINGS, train_setting, args.data, out_dir, base, args.seeds,
                              unseen)
     if name == "augment":
         return settings_rows(AUGMENT_SETTINGS, augment_setting, args.data, out_dir, base,

@@ -20,7 +20,7 @@ from bench.common import (
     round_ratios,
     summary,
 )
-from lcnn.config import Config
+from lcnn.config import ORIGINAL_BASELINE, Config
 
 MATMUL_N = 4096
 LATENCY_WARMUP, LATENCY_ROUNDS = 10, 50
@@ -94,7 +94,7 @@ def training_ratio(data_path: Path, cfg: Config, rounds: int, warmup: int = 2,
     batches = batches[:max_batches]
     clips = len(batches) * cfg.batch_size
     models, fns = {}, {}
-    for name, c in (("lcnn", cfg), ("baseline", dataclasses.replace(cfg, model="baseline"))):
+    for name, c in (("lcnn", cfg), ("baseline", dataclasses.replace(cfg, **ORIGINAL_BASELINE))):
         models[name], fns[name] = compiled_pass(c, batches, weights)
     mm, mm_flops = matmuls(matmul_n)
     times = interleaved({**fns, **mm}, rounds, warmup=warmup)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from bench import measure, report
 from bench.common import ROOT, THREADS, atomic_write, unseen_attacks
-from lcnn.config import Config
+from lcnn.config import ORIGINAL_BASELINE, Config
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -45,9 +45,9 @@ def trainings(data_path: Path, out_dir: Path, cfg: Config, compare_epochs: int,
     short = dataclasses.replace(cfg, epochs=compare_epochs)
     plan = [("lcnn", "run0-lcnn", cfg)]
     for seed in seeds:
-        for model in ("lcnn", "baseline"):
+        for model, fields in (("lcnn", {}), ("baseline", ORIGINAL_BASELINE)):
             plan.append((short_run(model, compare_epochs, seed), f"short-{model}-{seed}",
-                         dataclasses.replace(short, model=model, seed=seed)))
+                         dataclasses.replace(short, **fields, seed=seed)))
     runs = {}
     for name, folder, c in plan:
         print(f"training {name} ({c.model}, {c.epochs} epochs) ...", flush=True)

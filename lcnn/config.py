@@ -16,6 +16,9 @@ MODELS = ("lcnn", "baseline")
 # back for random seeds. Run folders saved then still say model "seed" in config.json: the
 # alias keeps them loading and resuming, and `--model seed` working.
 MODEL_ALIASES = {"seed": "baseline"}
+# The original project's design as it was: the baseline without the level normalisation
+# (`input_norm`) that it now takes like the LCNN. Comparisons with "the baseline" use this.
+ORIGINAL_BASELINE = {"model": "baseline", "input_norm": False}
 FRONT_ENDS = ("sinc", "mel", "linear")  # lcnn.detector.model.front_end
 # Runtime options: how a run is computed, not what it computes. They may change between a run
 # and its resumption, so they are not compared when a run folder is reused.

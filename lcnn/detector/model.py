@@ -58,6 +58,7 @@ LCNN_DENSE = 160  # before MFM; the embedding has half as many features
 # used at inference time catch up with the data; a small corpus gives far fewer (the demo
 # corpus: 5 steps per epoch). 0.9 catches up within about 50 steps.
 BN_MOMENTUM = 0.9
+BASELINE_SINC = (24, 15)  # the baseline's sinc filters x taps, at full rate
 
 
 def build_model(cfg: Config, **overrides) -> keras.Model:
@@ -88,6 +89,15 @@ def _as_channels(cfg: Config, waveform):
     return layers.Reshape((cfg.n_samples, 1), name="to_channels")(waveform)
 
 
+def _level(cfg: Config, waveform):
+    """Each clip scaled to zero mean and unit variance if `cfg.input_norm`, else unchanged."""
+    if not cfg.input_norm:
+        return waveform
+    # epsilon: level-independent within 0.01% down to -60 dBFS (RMS)
+    return layers.LayerNormalization(epsilon=1e-10, center=False, scale=False,
+                                     name="level")(waveform)
+
+
 def build_lcnn(cfg: Config) -> keras.Model:
     """A Light CNN (Max-Feature-Map activations) on the front end `cfg.front_end` names.
 
@@ -95,11 +105,8 @@ def build_lcnn(cfg: Config) -> keras.Model:
     MFM layers with BatchNorm and max-pooling where the LFCC-LCNN baseline has them -> global
     average and max pooling -> Dense + MFM -> dropout -> sigmoid.
     """
-    inputs = waveform = _waveform_input(cfg)
-    if cfg.input_norm:  # epsilon: level-independent within 0.01% down to -60 dBFS (RMS)
-        waveform = layers.LayerNormalization(epsilon=1e-10, center=False, scale=False,
-                                             name="level")(inputs)
-    x = front_end(cfg, waveform)
+    inputs = _waveform_input(cfg)
+    x = front_end(cfg, _level(cfg, inputs))
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="sinc_bn")(x)
     for i, block in enumerate(LCNN_BLOCKS, start=1):
         x = layers.Conv1D(block.filters, block.kernel, padding="same", name=f"conv{i}")(x)
@@ -138,10 +145,12 @@ def build_baseline(cfg: Config) -> keras.Model:
 
     24 sinc filters x 15 taps at full rate -> BatchNorm -> ReLU -> Conv1D 16, 32, 64
     (kernel 3, ReLU), each with max-pool 4 and dropout 0.2 -> global average pooling ->
-    Dense 64 (ReLU) -> dropout -> sigmoid. The front-end fields of `cfg` are ignored.
+    Dense 64 (ReLU) -> dropout -> sigmoid. The front-end fields of `cfg` are ignored;
+    `input_norm` applies as in the LCNN (the original design had none: ORIGINAL_BASELINE).
     """
     inputs = _waveform_input(cfg)
-    x = SincConv1D(24, 15, sample_rate=cfg.sample_rate, name="sinc")(_as_channels(cfg, inputs))
+    x = SincConv1D(*BASELINE_SINC, sample_rate=cfg.sample_rate,
+                   name="sinc")(_as_channels(cfg, _level(cfg, inputs)))
     x = layers.BatchNormalization(name="sinc_bn")(x)
     x = layers.ReLU(name="sinc_relu")(x)
     for i, filters in enumerate((16, 32, 64), start=1):
