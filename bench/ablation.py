@@ -64,13 +64,15 @@ MODEL_SETTINGS = [
     ("baseline with input normalisation", {"model": "baseline"}),
 ]
 
-# Channel augmentation (lcnn.channels / lcnn.augment), one kind at a time, then all together.
+# Channel augmentation (lcnn.channels / lcnn.augment) one kind at a time, band masking (a
+# SpecAugment-style mask inside the model), then the channel kinds together.
 AUGMENT_SETTINGS = [
     ("no channel augmentation", {}),
     ("codec copies", {"augment_codec": True}),
     ("reverb copies", {"augment_reverb": True}),
     ("telephone copies", {"augment_telephone": True}),
     ("RawBoost 1+2 copies", {"augment_rawboost": "12"}),
+    ("band masking (up to 8 of 64 bands)", {"augment_band_mask": 8}),
     ("codec + reverb + RawBoost 1+2", {"augment_codec": True, "augment_reverb": True,
                                        "augment_rawboost": "12"}),
 ]

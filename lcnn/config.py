@@ -83,6 +83,10 @@ class Config:
     augment_telephone: bool = False  # 8 kHz, 300-3,400 Hz
     augment_rawboost: str = ""  # RawBoost algorithms in series, e.g. "12"; "" = off
     augment_variants: int = 4
+    # SpecAugment's frequency masking (Park et al., 2019) on the LCNN's band energies: each
+    # training clip loses a random run of 0..N adjacent bands (lcnn.detector.layers.BandMask);
+    # 0 = off. It acts inside the model, on the fly, so it needs no cached copies.
+    augment_band_mask: int = 0
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -159,7 +163,8 @@ def _is_real(value) -> bool:
 def _problems(cfg: Config) -> Iterator[tuple[str, str]]:
     """(field, what is wrong) for each field of cfg that cannot work, one message each."""
     ints = {"sample_rate": 1, "sinc_filters": 1, "sinc_kernel_size": 1, "sinc_stride": 1,
-            "sinc_pool": 1, "epochs": 1, "batch_size": 1, "patience": 0, "threads": 0}
+            "sinc_pool": 1, "epochs": 1, "batch_size": 1, "patience": 0, "threads": 0,
+            "augment_band_mask": 0}
     for name, low in ints.items():
         value = getattr(cfg, name)
         if not _is_int(value) or value < low:

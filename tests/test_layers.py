@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from lcnn.detector.layers import (
     HZ_PER_KHZ,
+    BandMask,
     EnergyPooling1D,
     LogFilterbank,
     MaxFeatureMap,
@@ -318,3 +319,38 @@ def test_log_filterbank_rejects_bad_settings_and_round_trips(tmp_path):
     model.save(tmp_path / "m.keras")
     x = np.random.default_rng(1).normal(0, 0.1, (1, 1600)).astype(np.float32)
     np.testing.assert_array_equal(keras.models.load_model(tmp_path / "m.keras")(x), model(x))
+
+
+def _masked_runs(x: np.ndarray, out: np.ndarray) -> list[tuple[int, int]]:
+    """(first band, width) of the zeroed run in each clip of a BandMask output, checked
+    against the input: the same bands in every frame, one contiguous run, the rest as given."""
+    runs = []
+    for clip_in, clip_out in zip(x, out, strict=True):
+        zeroed = clip_out == 0
+        assert (zeroed == zeroed[:1]).all()  # the same bands in every frame
+        bands = np.flatnonzero(zeroed[0])
+        np.testing.assert_array_equal(clip_out[:, ~zeroed[0]], clip_in[:, ~zeroed[0]])
+        if bands.size:
+            assert (np.diff(bands) == 1).all()  # one run of adjacent bands
+        runs.append((int(bands[0]) if bands.size else -1, int(bands.size)))
+    return runs
+
+
+def test_band_mask_zeroes_one_run_of_up_to_max_width_bands_in_training():
+    x = np.random.default_rng(0).uniform(1, 2, (2000, 5, 16)).astype("float32")  # no zeros
+    mask = BandMask(6, seed=3)
+    runs = _masked_runs(x, keras.ops.convert_to_numpy(mask(x, training=True)))
+    widths = np.array([w for _, w in runs])
+    assert set(widths) == set(range(7))  # every width 0..6 occurs
+    assert np.abs(np.bincount(widths) / len(widths) - 1 / 7).max() < 0.03  # uniformly
+    starts = [s for s, w in runs if w]
+    assert min(starts) == 0 and max(s + w for s, w in runs if w) == 16  # both edges reachable
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(mask(x, training=False)), x)
+
+
+def test_band_mask_round_trips_and_rejects_a_negative_width(tmp_path):
+    model = keras.Sequential([keras.Input((4, 8)), BandMask(3, seed=1)])
+    model.save(tmp_path / "m.keras")
+    assert keras.models.load_model(tmp_path / "m.keras").layers[0].max_width == 3
+    with pytest.raises(LcnnError, match="max_width"):
+        BandMask(-1)

@@ -81,10 +81,11 @@ def test_fixed_front_ends_feed_the_same_body_shape(front_end):
                                                                                     "mfm"))]
 
 
+@pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("input_norm", [True, False])
-def test_input_norm_makes_the_score_independent_of_the_level(input_norm):
+def test_input_norm_makes_the_score_independent_of_the_level(input_norm, name):
     keras.utils.set_random_seed(0)
-    model = build_model(SHORT, input_norm=input_norm)
+    model = build_model(SHORT, input_norm=input_norm, model=name)
     x = np.random.default_rng(0).normal(scale=0.1, size=(2, SHORT.n_samples)).astype("float32")
     loud, quiet = (model.predict(g * x, verbose=0) for g in (1.0, 0.01))  # 0 and -40 dB
     assert np.allclose(loud, quiet, atol=1e-4) == input_norm
@@ -178,3 +179,17 @@ def test_sinc_trainable_false_freezes_only_the_filter_bank():
     assert any(w.path.startswith("conv1/") for w in model.trainable_weights)
     with pytest.raises(ConfigError, match="sinc_trainable"):
         build_model(Config(sinc_trainable="no"))
+
+
+def test_band_masking_changes_training_passes_only():
+    plain = build_model(SHORT)
+    masked = build_model(SHORT, augment_band_mask=8)
+    assert "band_mask" in [layer.name for layer in masked.layers]
+    masked.set_weights(plain.get_weights())  # the mask has no weights of its own
+    x = np.random.default_rng(1).normal(scale=0.1, size=(4, SHORT.n_samples)).astype("float32")
+    np.testing.assert_allclose(masked(x, training=False), plain(x, training=False), rtol=1e-6)
+    features = {m: keras.Model(m.input, m.get_layer("conv1").input) for m in (plain, masked)}
+    zeroed = np.asarray(features[masked](x, training=True)) == 0
+    assert zeroed.any() and not (np.asarray(features[plain](x, training=True)) == 0).any()
+    with pytest.raises(ConfigError, match="augment_band_mask"):
+        Config(augment_band_mask=-1)

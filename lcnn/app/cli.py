@@ -28,7 +28,8 @@ def _given_settings(args) -> dict:
              if getattr(args, flag) is not None}
     given.update(args.set or {})
     if args.no_augment:
-        given.update(augment_noise=False, augment_shift=False, augment_gain=False)
+        given.update(augment_noise=False, augment_shift=False, augment_gain=False,
+                     augment_band_mask=0)
     if args.noise:
         given["augment_noise"] = True
     given.update(_channel_settings(args))

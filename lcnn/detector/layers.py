@@ -242,6 +242,43 @@ class MaxFeatureMap(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="lcnn")
+class BandMask(keras.layers.Layer):
+    """SpecAugment's frequency masking (Park et al., 2019): in training, each clip of a
+    `[batch, frames, bands]` input gets a run of `width` adjacent bands set to 0 over all its
+    frames, `width` drawn uniformly from 0..max_width and the first band uniformly from the
+    positions where the run fits. Placed after a BatchNorm, 0 is the band's mean. At inference
+    (and so in exported models) it passes its input through unchanged.
+    """
+
+    def __init__(self, max_width: int, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if int(max_width) < 0:
+            raise ConfigError(f"BandMask: max_width must be >= 0, got {max_width}")
+        self.max_width = int(max_width)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        if not training or self.max_width == 0:
+            return inputs
+        batch, bands = ops.shape(inputs)[0], inputs.shape[-1]
+        draws = keras.random.uniform((batch, 2), seed=self.seed_generator)
+        width = ops.floor(draws[:, :1] * (min(self.max_width, bands) + 1))
+        first = ops.floor(draws[:, 1:] * (bands - width + 1))
+        band = ops.arange(bands, dtype="float32")[None, :]
+        keep = ops.logical_or(band < first, band >= first + width)
+        return inputs * ops.cast(keep, inputs.dtype)[:, None, :]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(max_width=self.max_width, seed=self.seed)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="lcnn")
 class EnergyPooling1D(keras.layers.Layer):
     """Band envelopes: the RMS of each group of `pool_size` frames, sqrt(mean(x^2) + eps).
 

@@ -27,7 +27,7 @@ import keras
 from keras import layers
 
 from lcnn.config import MODELS, Config  # noqa: F401  (MODELS: the names build_model takes)
-from lcnn.detector.layers import EnergyPooling1D, LogFilterbank, MaxFeatureMap, SincConv1D
+from lcnn.detector.layers import BandMask, EnergyPooling1D, LogFilterbank, MaxFeatureMap, SincConv1D
 from lcnn.errors import ConfigError
 
 
@@ -101,13 +101,16 @@ def _level(cfg: Config, waveform):
 def build_lcnn(cfg: Config) -> keras.Model:
     """A Light CNN (Max-Feature-Map activations) on the front end `cfg.front_end` names.
 
-    level normalisation -> band energies per frame (`front_end`) -> BatchNorm -> nine Conv1D +
+    level normalisation -> band energies per frame (`front_end`) -> BatchNorm -> (in training,
+    with `augment_band_mask`, SpecAugment band masking) -> nine Conv1D +
     MFM layers with BatchNorm and max-pooling where the LFCC-LCNN baseline has them -> global
     average and max pooling -> Dense + MFM -> dropout -> sigmoid.
     """
     inputs = _waveform_input(cfg)
     x = front_end(cfg, _level(cfg, inputs))
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="sinc_bn")(x)
+    if cfg.augment_band_mask:
+        x = BandMask(cfg.augment_band_mask, seed=cfg.seed, name="band_mask")(x)
     for i, block in enumerate(LCNN_BLOCKS, start=1):
         x = layers.Conv1D(block.filters, block.kernel, padding="same", name=f"conv{i}")(x)
         x = MaxFeatureMap(name=f"mfm{i}")(x)
