@@ -75,6 +75,9 @@ AUGMENT_SETTINGS = [
     ("band masking (up to 8 of 64 bands)", {"augment_band_mask": 8}),
     ("codec + reverb + RawBoost 1+2", {"augment_codec": True, "augment_reverb": True,
                                        "augment_rawboost": "12"}),
+    # With K copies a training row is a copy K/(K+1) of the time (4/5 by default); one copy
+    # makes it half.
+    ("codec, 1 copy (half the rows clean)", {"augment_codec": True, "augment_variants": 1}),
 ]
 # Leave-one-out transfer: (metadata.csv column, which clips a held-out value covers).
 HOLDOUTS = [("attack", "fake"), ("speaker", "both")]

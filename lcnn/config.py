@@ -24,6 +24,18 @@ FRONT_ENDS = ("sinc", "mel", "linear")  # lcnn.detector.model.front_end
 # and its resumption, so they are not compared when a run folder is reused.
 RUNTIME_FIELDS = ("threads",)
 EXTRA_KEYS = {"data", "data_path"}  # what a run's config.json holds besides the Config
+# What runs saved before a field existed did instead (their config.json lacks the field). A
+# saved run is read with these, not with today's defaults, so that it keeps meaning what it
+# was: resumed, reused by the ablation, or compared, it is not taken for another model.
+BEFORE_FIELD = {
+    "sinc_log": True,  # log band energies, before RMS became the sinc default
+    "sinc_trainable": True,
+    "front_end": "sinc",  # the only front end then
+    "input_norm": False,
+    "augment_codec": False, "augment_reverb": False, "augment_telephone": False,
+    "augment_rawboost": "", "augment_variants": 4,
+    "augment_band_mask": 0,
+}
 MAX_LEARNING_RATE = 1.0  # Adam diverges long before this; larger values are typos
 MAX_SEED = 2**31  # NumPy takes seeds below 2**32; a run adds the epoch number to its seed
 
@@ -112,7 +124,8 @@ class Config:
     @classmethod
     def from_json(cls, path: str | Path) -> Config:
         """Read a Config saved by to_json (a run's config.json may hold extra keys such as
-        data_path). Raises ConfigError naming the file and the key that is wrong."""
+        data_path; a field it lacks is read as BEFORE_FIELD gives it). Raises ConfigError
+        naming the file and the key that is wrong."""
         path = Path(path)
         try:
             data = json.loads(path.read_text())
@@ -127,7 +140,7 @@ class Config:
         if unknown:
             raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}")
         try:
-            return cls(**{k: v for k, v in data.items() if k in known})
+            return cls(**{**BEFORE_FIELD, **{k: v for k, v in data.items() if k in known}})
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
 

@@ -201,7 +201,7 @@ BAD_FIELDS = {"sample_rate": 0, "duration": -1.0, "model": "resnet", "front_end"
               "focal_gamma": -1.0, "class_weights": None, "patience": -1, "threads": -1,
               "augment_noise": "yes", "augment_shift": 0, "augment_gain": [], "seed": -1,
               "augment_codec": "on", "augment_reverb": 2, "augment_telephone": None,
-              "augment_rawboost": "14", "augment_variants": 0}
+              "augment_rawboost": "14", "augment_variants": 0, "augment_band_mask": -2}
 
 
 def test_every_field_is_checked():
@@ -352,6 +352,26 @@ def test_a_run_saved_as_model_seed_resumes_as_the_baseline(tmp_path):
     assert _start_or_resume(run, Config(model="baseline"), data, overwrite=False) == state
     with pytest.raises(LcnnError, match=r"\(model differ\)"):
         _start_or_resume(run, Config(), data, overwrite=False)
+
+
+def _drop_saved(run: Path, *fields: str) -> None:
+    """Make run's config.json look saved before `fields` existed."""
+    saved = json.loads((run / runs.CONFIG).read_text())
+    (run / runs.CONFIG).write_text(json.dumps({k: v for k, v in saved.items()
+                                               if k not in fields}))
+
+
+def test_a_run_saved_before_a_field_existed_is_read_as_it_was(tmp_path):
+    run, data = tmp_path / "run", tmp_path / "data"
+    state = _trained(run, Config(), data)
+    _drop_saved(run, "augment_band_mask")  # masking came later; off is what the run did
+    assert _start_or_resume(run, Config(), data, overwrite=False) == state
+    _drop_saved(run, "front_end", "input_norm")  # runs before them: sinc, no level norm
+    assert (runs.load_config(run).front_end, runs.load_config(run).input_norm) == ("sinc", False)
+    with pytest.raises(LcnnError, match=r"\(front_end, input_norm differ\)"):
+        _start_or_resume(run, Config(), data, overwrite=False)
+    assert _start_or_resume(run, Config(front_end="sinc", input_norm=False), data,
+                            overwrite=False) == state
 
 
 def test_a_run_that_never_finished_an_epoch_takes_new_settings(tmp_path):

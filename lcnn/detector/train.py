@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lcnn.config import Config, canonical_model
+from lcnn.config import BEFORE_FIELD, Config, canonical_model
 from lcnn.dataset import DataSource, data_spec, open_source
 from lcnn.detector import distribute, runs
 from lcnn.detector.calibration import calibrate_run
@@ -103,8 +103,9 @@ def _changed_settings(saved: dict, cfg: Config, data: dict) -> list[str]:
     """Settings of a saved run (config.json) that differ from cfg and the dataset `data` (a
     data_spec). Runtime options (threads) may differ; datasets are compared as data_spec
     describes them (absolute paths), so an older run's data_path string compares too; an old
-    model name is read as the one it stands for (lcnn.config.MODEL_ALIASES)."""
-    saved = {**saved, "model": canonical_model(saved.get("model"))}
+    model name is read as the one it stands for (lcnn.config.MODEL_ALIASES), and a field the
+    run predates as lcnn.config.BEFORE_FIELD gives it."""
+    saved = {**BEFORE_FIELD, **saved, "model": canonical_model(saved.get("model"))}
     changed = [k for k, v in cfg.identity().items() if saved.get(k) != v]
     try:
         same_data = runs.saved_data(saved, Path(runs.CONFIG)) == data
