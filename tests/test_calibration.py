@@ -110,3 +110,48 @@ def test_read_only_old_run_is_calibrated_without_saving(tmp_path, monkeypatch):
     assert "not saved: Permission denied" in note
     assert not (tmp_path / calibration.CALIBRATION).exists()
     assert cal.a == pytest.approx(calibration.fit_platt(labels, scores)[0])
+
+
+def _gaussian_systems(rng, n: int, means: list[float]):
+    """Labels and one raw score per system: logit(score) ~ N(+m, 1) for fakes, N(-m, 1) for
+    real clips, independent given the class. The exact LLR (bona fide vs spoof) is then
+    sum_k -2 m_k logit(s_k): the weights a fusion should find."""
+    labels = rng.integers(0, 2, n)
+    sign = 2 * labels - 1
+    return labels, [1 / (1 + np.exp(-(m * sign + rng.normal(0, 1, n)))) for m in means]
+
+
+def test_fusion_finds_the_exact_llr_of_independent_gaussian_systems():
+    labels, scores = _gaussian_systems(np.random.default_rng(0), 40_000, [1.0, 0.5])
+    x = np.column_stack([calibration.logit(s) for s in scores])
+    weights, b = calibration.fit_linear_llr(labels, x)
+    np.testing.assert_allclose(weights, [-2.0, -1.0], atol=0.05)
+    assert abs(b) < 0.05
+    # one system: the fusion is Platt scaling
+    np.testing.assert_allclose(calibration.fit_linear_llr(labels, x[:, :1])[0][0],
+                               calibration.fit_platt(labels, scores[0])[0])
+
+
+def _write_scores(path, files, labels, scores):
+    rows = ["file\tlabel\tscore"] + [f"{f}\t{'fake' if y else 'real'}\t{s}"
+                                     for f, y, s in zip(files, labels, scores, strict=True)]
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_fuse_runs_aligns_files_and_beats_each_system(tmp_path):
+    rng = np.random.default_rng(1)
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    for split, n in (("validation", 400), ("testing", 600)):
+        labels, scores = _gaussian_systems(rng, n, [0.8, 0.8])
+        files = [f"clip{i}.flac" for i in range(n)]
+        for d, s, order in zip(dirs, scores, (np.arange(n), rng.permutation(n)), strict=True):
+            d.mkdir(exist_ok=True)
+            _write_scores(d / f"scores-{split}.tsv", np.array(files)[order], labels[order],
+                          s[order])
+    fusion, files, labels, llr = calibration.fuse_runs(dirs)
+    assert files == [f"clip{i}.flac" for i in range(600)]  # the first run's order, matched
+    eers = [metrics.compute_eer(labels, s)[0] for s in scores]  # testing scores, file order
+    assert metrics.compute_eer(labels, -llr)[0] < min(eers) - 0.03
+    (dirs[1] / "scores-testing.tsv").unlink()
+    with pytest.raises(calibration.runs.RunError, match="b: no scores-testing.tsv"):
+        calibration.fuse_runs(dirs)

@@ -15,6 +15,11 @@ LLR does not depend on the class balance of the validation split.
 The run folder keeps the result in calibration.json together with two thresholds on the raw
 score, both chosen on validation: the validation EER threshold (the default of `predict`) and
 the Bayes threshold of ASVspoof 5's operating point (P_spoof = 0.05, C_miss = 1, C_fa = 10).
+
+Fusion (`fuse_runs`) fits the same logistic regression on several runs' validation scores at
+once, LLR = sum_k w_k * logit(s_k) + b: linear logistic-regression fusion, as Brümmer's FoCal
+toolkit does it (Brümmer et al., IEEE TASLP 2007). It adds the evidence of systems that hear
+different artefacts.
 """
 
 from __future__ import annotations
@@ -49,19 +54,26 @@ def fit_platt(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     Platt's targets (N+1)/(N+2) and 1/(N+2) instead of 1 and 0 keep a finite when the
     validation scores separate the classes perfectly; each class weighs half.
     """
+    labels, scores = metrics.check_scores(labels, scores)
+    weights, b = fit_linear_llr(labels, logit(scores)[:, None])
+    return weights[0], b
+
+
+def fit_linear_llr(labels: np.ndarray, x: np.ndarray) -> tuple[list[float], float]:
+    """(w, b) of LLR = x @ w + b for features x `[clips, k]`: Platt scaling for k = 1, linear
+    logistic-regression fusion of k systems (Brummer's FoCal) for k > 1. Platt's targets, each
+    class weighted half (see fit_platt)."""
     from sklearn.linear_model import LogisticRegression
 
-    labels, scores = metrics.check_scores(labels, scores)
-    real = (labels == 0).astype(float)
+    real = (np.asarray(labels) == 0).astype(float)
     n_real, n_fake = real.sum(), (1 - real).sum()
     target = np.where(real == 1, (n_real + 1) / (n_real + 2), 1 / (n_fake + 2))
     class_weight = np.where(real == 1, 0.5 / n_real, 0.5 / n_fake)
-    x = logit(scores)[:, None]
     # each clip twice: as "real" with weight target, as "fake" with weight 1 - target
     model = LogisticRegression(C=np.inf).fit(
         np.vstack([x, x]), np.r_[np.ones_like(real), np.zeros_like(real)],
         sample_weight=np.r_[class_weight * target, class_weight * (1 - target)])
-    return float(model.coef_[0, 0]), float(model.intercept_[0])
+    return [float(w) for w in model.coef_[0]], float(model.intercept_[0])
 
 
 @dataclass
@@ -189,3 +201,52 @@ def for_run(run_dir: str | Path) -> tuple[Calibration | None, str]:
             return calibrate_run(run_dir, save_it=False), f"{note} (not saved: {e.strerror})"
     return None, (f"{run_dir} has no {CALIBRATION} and no {VALIDATION_SCORES}: raw scores only, "
                   "no calibrated probability, and no threshold chosen on validation")
+
+
+@dataclass
+class Fusion:
+    """Score-level fusion of several runs: LLR = sum_k w_k * logit(s_k) + b, fitted on their
+    validation scores. Systems that hear different artefacts add their evidence."""
+
+    runs: list[str]
+    weights: list[float]
+    b: float
+
+    def llr(self, scores: list[np.ndarray]) -> np.ndarray:
+        """Fused LLR (natural log, bona fide vs spoof) of each run's raw scores, in `runs` order."""
+        return np.column_stack([logit(s) for s in scores]) @ np.array(self.weights) + self.b
+
+
+def _scores_by_file(path: Path) -> dict[str, tuple[int, float]]:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    if not rows or not {"file", "label", "score"} <= set(rows[0]):
+        raise runs.RunError(f"{path}: no labelled scores (columns file, label, score)")
+    return {r["file"]: (int(r["label"] == "fake"), float(r["score"])) for r in rows}
+
+
+def _aligned(paths: list[Path]) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
+    """Files, labels and each run's scores of the files every score file has (first's order)."""
+    tables = [_scores_by_file(p) for p in paths]
+    files = [f for f in tables[0] if all(f in t for t in tables[1:])]
+    if not files:
+        raise runs.RunError(f"{', '.join(map(str, paths))}: no file scored in all of them; "
+                            "fuse runs evaluated on the same split")
+    labels = np.array([tables[0][f][0] for f in files])
+    return files, labels, [np.array([t[f][1] for f in files]) for t in tables]
+
+
+def fuse_runs(run_dirs: list[str | Path], split: str = "testing"
+              ) -> tuple[Fusion, list[str], np.ndarray, np.ndarray]:
+    """Fit a Fusion on the runs' validation scores (best epochs) and apply it to their
+    scores-<split>.tsv (written by evaluate). Returns the fusion, files, labels and fused LLRs
+    of the clips all runs scored."""
+    dirs = [Path(d) for d in run_dirs]
+    for d, name in ((d, n) for d in dirs for n in (VALIDATION_SCORES, f"scores-{split}.tsv")):
+        if not (d / name).exists():
+            raise runs.RunError(f"{d}: no {name}; train and evaluate the run on {split} first")
+    _, val_labels, val_scores = _aligned([d / VALIDATION_SCORES for d in dirs])
+    weights, b = fit_linear_llr(val_labels, np.column_stack([logit(s) for s in val_scores]))
+    fusion = Fusion([str(d) for d in dirs], weights, b)
+    files, labels, scores = _aligned([d / f"scores-{split}.tsv" for d in dirs])
+    return fusion, files, labels, fusion.llr(scores)
