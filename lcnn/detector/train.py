@@ -218,6 +218,7 @@ def train(data_path: str | Path | dict, run_dir: str | Path, cfg: Config, *,
     data = data_spec(data_path)  # what config.json stores and a resumed run is compared with
     distribute.check_strategy(strategy)
     chief = distribute.is_chief(strategy)
+    verbose = verbose if chief else 0  # one voice per cluster
     if chief:
         runs.check_writable(run_dir)
         runs.check_unlocked(run_dir)
@@ -247,10 +248,9 @@ def train(data_path: str | Path | dict, run_dir: str | Path, cfg: Config, *,
         with runs.run_lock(folder):
             state = _chief_state(dist, _start_or_resume(folder, cfg, data, overwrite))
             state["replicas"] = dist.num_replicas_in_sync
-            if _already_finished(run_dir, state, verbose if chief else 0):
+            if _already_finished(run_dir, state, verbose):
                 return state
-            return _fit(model, folder, cfg, state, train_clips, val_clips,
-                        verbose if chief else 0, dist, chief)
+            return _fit(model, folder, cfg, state, train_clips, val_clips, verbose, dist, chief)
     finally:
         if not chief:
             shutil.rmtree(folder, ignore_errors=True)
@@ -312,9 +312,9 @@ def _fit(model, run_dir: Path, cfg: Config, state: dict, train_clips, val_clips,
     step = loop.TrainStep(model, strategy, focal_loss(cfg), weights)
     val_ds = data.make_dataset(val_clips, cfg, training=False)
     score = loop.scorer(model)
-    # dropout's randomness (a resumed run draws afresh); set once: a new global seed makes
-    # TensorFlow rebuild the compiled step on its next call
-    keras.utils.set_random_seed(cfg.seed + start)
+    # TensorFlow derives the shuffle's and crops' seeds from its global seed and
+    # make_dataset's, so a resumed run sets the same global seed as the run it continues
+    keras.utils.set_random_seed(cfg.seed)
     for epoch in range(start, cfg.epochs):
         if state.get("stopped_early"):
             break
