@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lcnn.app.cli import (
@@ -414,18 +415,26 @@ def test_damaged_state_names_the_file_and_key(tmp_path):
 
 
 class _FakeModel:
-    """Stands in for a Keras model in the epoch-end callback: fixed validation scores."""
+    """Stands in for a Keras model at the end of an epoch: fixed validation scores."""
 
     def __init__(self, scores):
         self.scores = iter(scores)
-        self.stop_training = False
         self.optimizer = type("Optimizer", (), {"learning_rate": 0.1})()
 
-    def predict(self, dataset, verbose=0):
-        return next(self.scores)
+    def score(self, dataset):  # what lcnn.detector.loop.scorer(model) returns
+        return np.asarray(next(self.scores))
 
     def save(self, path):
         Path(path).write_bytes(b"model")
+
+
+def _end_epoch(run_dir, model, clips, state, patience, epoch, loss):
+    import tensorflow as tf
+
+    from lcnn.detector.train import _end_epoch
+
+    return _end_epoch(run_dir, model, model.score, None, clips, state, patience, epoch,
+                      {"loss": loss}, 1.0, tf.distribute.get_strategy())
 
 
 @pytest.mark.parametrize(("patience", "stops_after"), [(0, 2), (1, 2), (2, 3)])
@@ -434,19 +443,14 @@ def test_patience_counts_epochs_without_a_better_eer(tmp_path, patience, stops_a
     first epoch that is not better, patience 2 one epoch later."""
     from types import SimpleNamespace
 
-    from lcnn.detector.train import _make_keeper
-
     labels = [0, 0, 1, 1]
     perfect, useless = [0.1, 0.2, 0.8, 0.9], [0.5, 0.5, 0.5, 0.5]
     clips = SimpleNamespace(labels=labels, files=[f"f{i}.wav" for i in range(4)])
     state = dict(NEW_STATE)
     model = _FakeModel([perfect] + [useless] * 5)
-    keeper = _make_keeper(tmp_path, None, clips, state, patience)
-    keeper.set_model(model)
     epoch = 0
-    while not model.stop_training and epoch < 6:
-        keeper.on_epoch_begin(epoch)
-        keeper.on_epoch_end(epoch, {"loss": 1.0})
+    while not state["stopped_early"] and epoch < 6:
+        _end_epoch(tmp_path, model, clips, state, patience, epoch, 1.0)
         epoch += 1
     assert epoch == stops_after and state["stopped_early"]
     assert runs.load_state(tmp_path)["epoch"] == stops_after
@@ -458,16 +462,12 @@ def test_a_diverged_epoch_is_one_error_and_keeps_the_last_good_one(tmp_path):
     and the models of the last good epoch stay as they were."""
     from types import SimpleNamespace
 
-    from lcnn.detector.train import _make_keeper
     from lcnn.errors import LcnnError
 
     clips = SimpleNamespace(labels=[0, 0, 1, 1], files=[f"f{i}.wav" for i in range(4)])
     state = dict(NEW_STATE)
-    keeper = _make_keeper(tmp_path, None, clips, state, 5)
-    keeper.set_model(_FakeModel([[0.1, 0.2, 0.8, 0.9], [0.1, float("nan"), 0.8, 0.9]]))
-    keeper.on_epoch_begin(0)
-    keeper.on_epoch_end(0, {"loss": 1.0})
-    keeper.on_epoch_begin(1)
+    model = _FakeModel([[0.1, 0.2, 0.8, 0.9], [0.1, float("nan"), 0.8, 0.9]])
+    _end_epoch(tmp_path, model, clips, state, 5, 0, 1.0)
     with pytest.raises(LcnnError, match="training diverged in epoch 2"):
-        keeper.on_epoch_end(1, {"loss": float("nan")})
+        _end_epoch(tmp_path, model, clips, state, 5, 1, float("nan"))
     assert runs.load_state(tmp_path)["epoch"] == 1

@@ -1,112 +1,165 @@
-"""train --strategy: `mirrored` over two logical CPU devices trains the same model as one
-device (tf.distribute splits each global batch; synchronised BatchNorm), and the strategies
-lcnn cannot run are refused in one line."""
+"""train --strategy: `mirrored` over two logical CPU devices and `multiworker` with two worker
+processes on 127.0.0.1 train the same model as one device (lcnn's one training step,
+lcnn.detector.loop, with gradient clipping active); TF_CONFIG mistakes are one line."""
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
+from test_train import TINY, history, tiny_list
 
 from lcnn.app.cli import main
 
-# Logical devices must be configured before TensorFlow starts: a fresh process. It fits the
-# same model from the same weights on the same batches under `mirrored` (two logical CPU
-# devices) and the default strategy, then trains a run folder with train(strategy="mirrored").
+TESTS = Path(__file__).resolve().parent
+# A fresh process per training: logical devices and TF_CONFIG must be set before TensorFlow
+# starts. argv: data, run folder, strategy, Config overrides (JSON). The sinc front end: with
+# the default log-mel one the runs part after a few steps (see lcnn.detector.distribute).
 SCRIPT = """
-import json, sys
-import keras, numpy as np, tensorflow as tf
-from lcnn.config import Config
-from lcnn.detector import distribute
-from lcnn.detector.model import build_model
-from lcnn.detector.train import compile_model, train
-from lcnn.runtime import set_threads
-
-set_threads(1)
-mirrored = distribute.make_strategy("mirrored")
-# clipnorm out of reach: Keras 3 clips each replica's share of the gradient before summing.
-# The sinc front end: with the default log-mel one the two runs part after a few steps
-# (weights 1e-2 apart after two epochs; not explained yet, see lcnn.detector.distribute).
-cfg = Config(duration=0.5, sinc_filters=16, epochs=2, batch_size=8, threads=1, dropout=0.0,
-             augment_shift=False, augment_gain=False, patience=5, clipnorm=1e6,
-             front_end="sinc")
-rng = np.random.default_rng(0)
-x = rng.standard_normal((32, cfg.n_samples)).astype("float32")
-y = (np.arange(32) % 2).astype("float32")
-fitted = {}
-for name, strategy in (("mirrored", mirrored), ("auto", tf.distribute.get_strategy())):
-    keras.utils.set_random_seed(1)
-    with strategy.scope():
-        model = build_model(cfg)
-        compile_model(model, cfg, 4)
-        distribute.prepare_model(model, strategy)
-        history = model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), epochs=2,
-                            verbose=0, shuffle=False)
-    fitted[name] = (history.history["loss"], [w.numpy() for w in model.weights])
-weights = zip(fitted["mirrored"][1], fitted["auto"][1], strict=True)
-state = train(sys.argv[1], sys.argv[2], cfg, strategy="mirrored", verbose=0)
-print(json.dumps({"replicas": mirrored.num_replicas_in_sync, "run_replicas": state["replicas"],
-                  "loss": {k: v[0] for k, v in fitted.items()},
-                  "weight_diff": max(float(np.abs(a - b).max()) for a, b in weights)}))
+import dataclasses, json, sys
+sys.path.insert(0, sys.argv[5])
+from test_train import TINY
+from lcnn.detector.train import train
+cfg = dataclasses.replace(TINY, **json.loads(sys.argv[4]))
+state = train(sys.argv[1], sys.argv[2], cfg, strategy=sys.argv[3], verbose=0)
+print(json.dumps(state))
 """
+SINC = {"front_end": "sinc", "epochs": 2}  # 2 epochs of 3 steps, the last one 4 clips
 
 
-def _manifest(root: Path) -> Path:
-    """A CSV list: 16 training and 8 validation clips of 0.5 s, noise (real) and tones (fake)."""
-    rows = ["path,label,split"]
-    for split, n in (("train", 16), ("dev", 8)):
-        for i in range(n):
-            fake = i % 2
-            rng = np.random.default_rng([i, n])
-            x = (np.sin(np.linspace(0, 200 + 30 * i, 8000)) if fake
-                 else rng.standard_normal(8000))
-            path = root / split / f"{i}.wav"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(path, 0.3 * x / np.abs(x).max(), 16000)
-            rows.append(f"{split}/{i}.wav,{'fake' if fake else 'real'},{split}")
-    (root / "list.csv").write_text("\n".join(rows) + "\n")
-    return root / "list.csv"
+def _train(data: Path, run: Path, strategy: str, env: dict | None = None,
+           overrides: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(data), str(run), strategy,
+         json.dumps(overrides or SINC), str(TESTS)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def _column(path: Path, name: str) -> np.ndarray:
-    with open(path, newline="") as f:
-        return np.array([float(row[name]) for row in csv.DictReader(f, delimiter="\t"
-                                                                   if path.suffix == ".tsv"
-                                                                   else ",")])
+def _finish(proc: subprocess.Popen, timeout: float = 300) -> dict:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
 
 
-def test_mirrored_on_two_cpu_devices_matches_one_device(tmp_path):
-    data = _manifest(tmp_path / "data")
-    env = {**os.environ, "LCNN_CPU_DEVICES": "2", "LCNN_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-c", SCRIPT, str(data), str(tmp_path / "run")],
-                       capture_output=True, text=True, timeout=600, env=env)
-    assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["replicas"] == out["run_replicas"] == 2
-    # two epochs of four steps: the same losses and weights as on one device
-    np.testing.assert_allclose(out["loss"]["mirrored"], out["loss"]["auto"], rtol=1e-4)
-    assert out["weight_diff"] < 1e-3, out
-    assert (tmp_path / "run" / "best.keras").is_file()
-    assert len(_column(tmp_path / "run" / "history.csv", "loss")) == 2
+def _weights(run: Path) -> list[np.ndarray]:
+    from lcnn.detector import runs
+
+    return runs.load_model(run).get_weights()
 
 
-@pytest.mark.parametrize("argv, env, message", [
-    (["--strategy", "multiworker"], {}, "--strategy multiworker is not available: Keras 3's "
-     r"model.fit fails under MultiWorkerMirroredStrategy \(keras-team/keras#20585"),
+def assert_same_training(run: Path, reference: Path, weights_atol: float = 1e-4) -> None:
+    """Same epochs, losses and metrics in history.csv, and the same best model."""
+    ours, theirs = history(run), history(reference)
+    assert [r["epoch"] for r in ours] == [r["epoch"] for r in theirs]
+    for a, b in zip(ours, theirs, strict=True):
+        for name in ("loss", "accuracy", "auc", "val_eer", "learning_rate"):
+            assert a[name] == pytest.approx(b[name], rel=1e-4, abs=1e-6), (name, a, b)
+    for a, b in zip(_weights(run), _weights(reference), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=weights_atol)
+
+
+@pytest.fixture(scope="module")
+def single_device(tmp_path_factory) -> tuple[Path, Path]:
+    """The tiny data set and a run trained on it on one device (strategy auto)."""
+    root = tmp_path_factory.mktemp("distribute")
+    data = tiny_list(root / "data")
+    _finish(_train(data, root / "auto", "auto"))
+    return data, root / "auto"
+
+
+def test_mirrored_on_two_cpu_devices_matches_one_device(single_device, tmp_path):
+    data, reference = single_device
+    state = _finish(_train(data, tmp_path / "run", "mirrored", {"LCNN_CPU_DEVICES": "2"}))
+    assert state["replicas"] == 2
+    assert_same_training(tmp_path / "run", reference)
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multiworker_with_two_workers_matches_one_device(single_device, tmp_path):
+    """Two worker processes on 127.0.0.1 (TF_CONFIG each, as TensorFlow's own multi-worker
+    tests run them): both finish, only the chief (worker 0) writes its run folder, and that
+    folder holds what one device trains."""
+    data, reference = single_device
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    runs = [tmp_path / f"worker{i}" for i in range(2)]
+    procs = [_train(data, runs[i], "multiworker", {"TF_CONFIG": json.dumps(
+        {"cluster": cluster, "task": {"type": "worker", "index": i}})}) for i in range(2)]
+    try:
+        states = [_finish(proc) for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert [s["replicas"] for s in states] == [2, 2]
+    assert states[0]["best_epoch"] == states[1]["best_epoch"]
+    assert not runs[1].exists()  # the other worker wrote to a temporary folder only
+    assert_same_training(runs[0], reference)
+
+
+def test_a_killed_run_resumes_from_last_keras(single_device, tmp_path, monkeypatch):
+    """Killed after its first epoch was saved, the run continues from last.keras (weights,
+    Adam's state, the schedule's position) and ends as the uninterrupted run did."""
+    from lcnn.detector import train as training
+
+    data, reference = single_device
+    cfg = dataclasses.replace(TINY, **SINC)
+    end_epoch = training._end_epoch
+
+    def killed_after_one(*args, **kwargs):
+        eer = end_epoch(*args, **kwargs)
+        if args[7] == 0:  # the first epoch is saved and state.json says so: as if SIGKILLed
+            raise KeyboardInterrupt
+        return eer
+
+    monkeypatch.setattr(training, "_end_epoch", killed_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(data, tmp_path / "run", cfg, verbose=0)
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["epoch"] == 1
+    assert (tmp_path / "run" / "last.keras").is_file()
+    monkeypatch.setattr(training, "_end_epoch", end_epoch)
+    state = training.train(data, tmp_path / "run", cfg, verbose=0)
+    assert state["epoch"] == 2 and state["finished"]
+    assert_same_training(tmp_path / "run", reference)
+
+
+CLUSTER = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+
+
+@pytest.mark.parametrize("tf_config, message", [
+    (None, "--strategy multiworker needs TF_CONFIG, e.g. TF_CONFIG='{\"cluster\""),
+    ("{cluster", "TF_CONFIG: not JSON"),
+    (json.dumps({"cluster": CLUSTER}), "TF_CONFIG: no 'task' entry"),
+    (json.dumps({"cluster": CLUSTER, "task": {"type": "worker", "index": 2}}),
+     "TF_CONFIG: task worker 2 is not in the cluster"),
+    (json.dumps({"cluster": {**CLUSTER, "ps": ["127.0.0.1:3"]},
+                 "task": {"type": "ps", "index": 0}}), "TF_CONFIG: task type 'ps'"),
 ])  # fmt: skip
-def test_strategies_lcnn_cannot_run_are_one_line(tmp_path, capsys, argv, env, message):
-    import re
-
-    data = _manifest(tmp_path / "data")
+def test_a_bad_tf_config_is_one_line(tmp_path, capsys, monkeypatch, tf_config, message):
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    data = tiny_list(tmp_path / "data", n_train=4, n_fake=2)
     run = tmp_path / "run"
-    assert main(["train", "--data_path", str(data), "--run_dir", str(run), *argv]) == 2
+    argv = ["train", "--data_path", str(data), "--run_dir", str(run), "--strategy",
+            "multiworker"]
+    assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and re.search(message, err), err
+    assert err.count("\n") == 1 and message in err, err
     assert not run.exists()

@@ -369,9 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--strategy", default="auto", choices=("auto", "mirrored", "multiworker"),
                        help="auto: one device (default); mirrored: "
                             "tf.distribute.MirroredStrategy over all local GPUs (or the logical "
-                            "CPU devices LCNN_CPU_DEVICES=N makes), --batch_size being the "
-                            "global batch; multiworker: not available yet "
-                            "(keras-team/keras#20585); may change when resuming")
+                            "CPU devices LCNN_CPU_DEVICES=N makes); multiworker: "
+                            "MultiWorkerMirroredStrategy over the machines in TF_CONFIG (run "
+                            "the same command on each; only the chief writes --run_dir). "
+                            "--batch_size is the global batch; may change when resuming")
     train.add_argument("--set", type=_setting, action=_Merge, metavar="KEY=VALUE",
                        help="any other setting of lcnn.config.Config, e.g. --set duration=1.0 "
                             "(repeatable)")

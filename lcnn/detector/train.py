@@ -5,6 +5,8 @@ and training resumes after the last finished epoch)."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,7 +16,6 @@ from lcnn.config import BEFORE_FIELD, Config, canonical_model
 from lcnn.dataset import DataSource, data_spec, open_source
 from lcnn.detector import distribute, runs
 from lcnn.detector.calibration import calibrate_run
-from lcnn.detector.predict import predict_scores
 from lcnn.errors import DivergedError, LcnnError
 from lcnn.runtime import set_threads
 
@@ -44,55 +45,47 @@ def compile_model(model, cfg: Config, steps_per_epoch: int) -> None:
     )
 
 
-def _make_keeper(run_dir: Path, val_ds, val_clips, state: dict, patience: int):
-    import keras
+def _end_epoch(run_dir: Path, model, score, val_ds, val_clips, state: dict, patience: int,
+               epoch: int, logs: dict[str, float], seconds: float, strategy) -> float:
+    """After each epoch: validation EER (returned), history, best and last model, early
+    stopping.
 
+    The progress lives in state.json next to the checkpoints (not in memory, as Keras'
+    EarlyStopping and ModelCheckpoint keep theirs), so a resumed run stops at the same point
+    as an uninterrupted one. Under multiworker every worker scores the validation split itself
+    and then takes the chief's verdict (diverged, EER), so all of them stop at the same epoch.
+    """
     from lcnn.metrics import compute_eer
 
-    class RunKeeper(keras.callbacks.Callback):
-        """After each epoch: validation EER, history, best and last model, early stopping.
-
-        Keras' own EarlyStopping and ModelCheckpoint keep their state in memory only; this
-        keeps it in state.json next to the checkpoints, so a resumed run stops at the same
-        point as an uninterrupted one.
-        """
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs if logs is not None else {}
-            seconds = time.perf_counter() - self._t0
-            scores = predict_scores(self.model, val_ds)
-            if not np.all(np.isfinite(scores)):  # diverged: this epoch's weights are useless
-                raise DivergedError(
-                    f"training diverged in epoch {epoch + 1} (the model's outputs are NaN or "
-                    f"inf); {run_dir} keeps the last good epoch: train again with a lower "
-                    "--learning_rate (--overwrite), or --resume to retry from that epoch")
-            eer, _ = compute_eer(val_clips.labels, scores)
-            logs["val_eer"] = eer
-            row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
-                   "learning_rate": float(self.model.optimizer.learning_rate),
-                   "seconds": seconds}
-            history = runs.read_history(run_dir / runs.HISTORY)
-            history = [r for r in history if r["epoch"] < epoch + 1] + [row]
-            runs.write_history(run_dir / runs.HISTORY, history)
-            if state["best_eer"] is None or eer < state["best_eer"]:
-                state.update(best_eer=eer, best_epoch=epoch + 1, wait=0)
-                runs.atomic_save_model(self.model, run_dir / runs.BEST)
-                runs.write_scores(run_dir / "scores-validation.tsv", val_clips.files, scores,
-                                  val_clips.labels)
-            else:
-                state["wait"] += 1
-            runs.atomic_save_model(self.model, run_dir / runs.LAST)
-            state["epoch"] = epoch + 1
-            if state["wait"] >= max(patience, 1):  # 0: stop at the first epoch not better
-                state["stopped_early"] = True
-                self.model.stop_training = True
-            # state.json last: if we die before this line, the epoch is simply redone
-            runs.write_json(run_dir / runs.STATE, state)
-
-    return RunKeeper()
+    scores = score(val_ds)  # lcnn.detector.loop.scorer
+    finite = bool(np.all(np.isfinite(scores)))
+    eer = compute_eer(val_clips.labels, scores)[0] if finite else np.nan
+    diverged, eer = distribute.share_from_chief(strategy, np.array([not finite, eer]))
+    if diverged:  # this epoch's weights are useless
+        raise DivergedError(
+            f"training diverged in epoch {epoch + 1} (the model's outputs are NaN or "
+            f"inf); {run_dir} keeps the last good epoch: train again with a lower "
+            "--learning_rate (--overwrite), or --resume to retry from that epoch")
+    eer = float(eer)
+    row = {"epoch": epoch + 1, **logs, "val_eer": eer,
+           "learning_rate": float(model.optimizer.learning_rate), "seconds": seconds}
+    history = runs.read_history(run_dir / runs.HISTORY)
+    history = [r for r in history if r["epoch"] < epoch + 1] + [row]
+    runs.write_history(run_dir / runs.HISTORY, history)
+    if state["best_eer"] is None or eer < state["best_eer"]:
+        state.update(best_eer=eer, best_epoch=epoch + 1, wait=0)
+        runs.atomic_save_model(model, run_dir / runs.BEST)
+        runs.write_scores(run_dir / "scores-validation.tsv", val_clips.files, scores,
+                          val_clips.labels)
+    else:
+        state["wait"] += 1
+    runs.atomic_save_model(model, run_dir / runs.LAST)
+    state["epoch"] = epoch + 1
+    if state["wait"] >= max(patience, 1):  # 0: stop at the first epoch not better
+        state["stopped_early"] = True
+    # state.json last: if we die before this line, the epoch is simply redone
+    runs.write_json(run_dir / runs.STATE, state)
+    return eer
 
 
 NEW_STATE = {"epoch": 0, "best_eer": None, "best_epoch": 0, "wait": 0, "stopped_early": False,
@@ -178,6 +171,32 @@ def _load_clips(source: DataSource, cfg: Config, cache_dir, skip_bad: bool, verb
     return splits
 
 
+def _already_finished(run_dir: Path, state: dict | None, verbose: int) -> bool:
+    if not (state is not None and state.get("finished") and state["best_eer"] is not None):
+        return False
+    if verbose:
+        print(f"{run_dir}: training already finished (best epoch {state['best_epoch']}, "
+              f"validation EER {100 * state['best_eer']:.2f}%); --overwrite starts over")
+    return True
+
+
+# state.json's progress, in the order share_from_chief sends it (best_eer None as NaN)
+_PROGRESS = ("epoch", "best_eer", "best_epoch", "wait", "stopped_early", "finished")
+
+
+def _chief_state(strategy, state: dict) -> dict:
+    """The chief's progress on every worker (the others start from a fresh temporary folder)."""
+    values = [np.nan if state[k] is None else float(state[k]) for k in _PROGRESS]
+    shared = distribute.share_from_chief(strategy, np.array(values))
+    progress = dict(zip(_PROGRESS, shared.tolist(), strict=True))
+    for key in ("epoch", "best_epoch", "wait"):
+        progress[key] = int(progress[key])
+    for key in ("stopped_early", "finished"):
+        progress[key] = bool(progress[key])
+    progress["best_eer"] = None if np.isnan(progress["best_eer"]) else progress["best_eer"]
+    return {**state, **progress}
+
+
 def train(data_path: str | Path | dict, run_dir: str | Path, cfg: Config, *,
           overwrite: bool = False, skip_bad: bool = False, cache_dir: str | Path | None = None,
           verbose: int = 1, strategy: str = "auto") -> dict:
@@ -187,9 +206,11 @@ def train(data_path: str | Path | dict, run_dir: str | Path, cfg: Config, *,
     or a dataset spec such as {"format": "asvspoof", "protocols": {...}, "audio_dirs": {...}}
     (see lcnn.dataset); config.json keeps it as lcnn.dataset.data_spec gives it.
 
-    strategy: "auto" or "mirrored" (lcnn.detector.distribute); cfg.batch_size is the global
-    batch. Returns the final state: epochs done, best epoch, best validation EER, clips per
-    second, and the number of replicas trained on.
+    strategy: "auto", "mirrored" or "multiworker" (lcnn.detector.distribute); cfg.batch_size
+    is the global batch. Under multiworker every worker runs train() with the same arguments
+    (each reads the dataset from its own data_path); only the chief writes run_dir, the others
+    write to a temporary folder they delete. Returns the final state: epochs done, best epoch,
+    best validation EER, clips per second, and the number of replicas trained on.
     Running it again on an unfinished run folder resumes after the last finished epoch.
     Settings, model and data are checked before the run folder is written; `overwrite`
     starts over, but deletes only a folder that is recognisably an lcnn run folder.
@@ -197,63 +218,120 @@ def train(data_path: str | Path | dict, run_dir: str | Path, cfg: Config, *,
     run_dir = Path(run_dir)
     data = data_spec(data_path)  # what config.json stores and a resumed run is compared with
     distribute.check_strategy(strategy)
-    runs.check_writable(run_dir)
-    runs.check_unlocked(run_dir)
-    if overwrite:
-        runs.check_deletable(run_dir)
-        state = None
-    else:
-        state = _saved_state(run_dir, cfg, data)
-    if state is not None and state.get("finished") and state["best_eer"] is not None:
-        if verbose:
-            print(f"{run_dir}: training already finished (best epoch {state['best_epoch']}, "
-                  f"validation EER {100 * state['best_eer']:.2f}%); --overwrite starts over")
-        return state
+    chief = distribute.is_chief(strategy)
+    verbose = verbose if chief else 0  # one voice per cluster
+    if chief:
+        runs.check_writable(run_dir)
+        runs.check_unlocked(run_dir)
+        if overwrite:
+            runs.check_deletable(run_dir)
+            state = None
+        else:
+            state = _saved_state(run_dir, cfg, data)
+        # under multiworker the other workers wait for the chief: they return together below
+        if strategy != "multiworker" and _already_finished(run_dir, state, verbose):
+            return state
     source = open_source(data_path)  # a typo or a wrong layout fails before TensorFlow starts
     for split in ("training", "validation"):
         source.listing(split)
     set_threads(cfg.threads)
     dist = distribute.make_strategy(strategy)  # before anything runs: it may split the CPU
+    import keras
+
     from lcnn.detector.model import build_model  # imports Keras: after the checks above
 
-    with dist.scope():  # variables are created on every replica
+    keras.utils.set_random_seed(cfg.seed)  # the same seed, the same initial weights
+    with dist.scope():  # variables are created on every replica (multiworker: the chief's)
         model = build_model(cfg)  # a setting the model cannot take fails before any decoding
     train_clips, val_clips = _load_clips(source, cfg, cache_dir, skip_bad, verbose)
-    with runs.run_lock(run_dir):
-        state = _start_or_resume(run_dir, cfg, data, overwrite)
-        state["replicas"] = dist.num_replicas_in_sync
-        with dist.scope():
-            return _fit(model, run_dir, cfg, state, train_clips, val_clips, verbose, dist)
+    folder = run_dir if chief else Path(tempfile.mkdtemp(prefix="lcnn-worker-"))
+    try:
+        with runs.run_lock(folder):
+            state = _chief_state(dist, _start_or_resume(folder, cfg, data, overwrite))
+            state["replicas"] = dist.num_replicas_in_sync
+            if _already_finished(run_dir, state, verbose):
+                return state
+            return _fit(model, folder, cfg, state, train_clips, val_clips, verbose, dist, chief)
+    finally:
+        if not chief:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _restore(model, resumed, strategy) -> None:
+    """Give model (built and compiled in strategy.scope()) the weights and optimizer state of
+    `resumed` (last.keras, loaded by the chief; None on the other workers)."""
+    own = list(model.weights) + list(model.optimizer.variables)
+    if resumed is not None:
+        saved = list(resumed.weights) + list(resumed.optimizer.variables)
+        if [tuple(v.shape) for v in saved] != [tuple(v.shape) for v in own]:
+            raise runs.RunError(f"{runs.LAST}: its model or optimizer does not fit this run's "
+                                "settings; --overwrite starts the run over")
+        arrays = [np.asarray(v.numpy(), dtype=np.float64).ravel() for v in saved]
+    else:
+        arrays = [np.zeros(int(np.prod(v.shape))) for v in own]
+    flat = distribute.share_from_chief(strategy, np.concatenate(arrays))
+    offset = 0
+    for v in own:
+        size = int(np.prod(v.shape))
+        v.assign(flat[offset:offset + size].reshape(v.shape).astype(v.dtype))
+        offset += size
+
+
+def _train_epoch(step, batches, bar) -> float:
+    """One pass over the distributed training batches; returns its seconds."""
+    step.reset()
+    start = time.perf_counter()
+    for i, batch in enumerate(batches, start=1):
+        step(batch)
+        if bar is not None and bar.verbose == 1:
+            bar.update(i, list(step.results().items()), finalize=False)
+    return time.perf_counter() - start
 
 
 def _fit(model, run_dir: Path, cfg: Config, state: dict, train_clips, val_clips,
-         verbose: int, strategy) -> dict:
-    """Train from state["epoch"] to cfg.epochs (or early stopping), keeping the run folder."""
+         verbose: int, strategy, chief: bool = True) -> dict:
+    """Train from state["epoch"] to cfg.epochs (or early stopping), keeping the run folder:
+    lcnn's own loop around lcnn.detector.loop.TrainStep, the same for every strategy."""
     import keras
 
-    from lcnn.detector import data
+    from lcnn.detector import data, loop
 
-    keras.utils.set_random_seed(cfg.seed + state["epoch"])  # a resumed run reshuffles afresh
-    train_ds = data.make_dataset(train_clips, cfg, training=True, seed=cfg.seed + state["epoch"])
-    val_ds = data.make_dataset(val_clips, cfg, training=False)
     steps = int(np.ceil(len(train_clips.labels) / cfg.batch_size))
-
-    if state["epoch"] > 0:
-        model = runs.load_model(run_dir, runs.LAST)  # weights, optimizer and schedule position
-        if verbose:
-            print(f"{run_dir}: resuming after epoch {state['epoch']} of {cfg.epochs}")
-    else:
+    start = state["epoch"]
+    # the chief's last.keras: weights, optimizer state and the schedule's position
+    resumed = runs.load_model(run_dir, runs.LAST) if start > 0 and chief else None
+    with strategy.scope():
         compile_model(model, cfg, steps)
-    distribute.prepare_model(model, strategy)
+        model.optimizer.build(model.trainable_variables)
+        distribute.prepare_model(model, strategy)
+    if start > 0:
+        _restore(model, resumed, strategy)
+        if verbose:
+            print(f"{run_dir}: resuming after epoch {start} of {cfg.epochs}")
 
     weights = data.class_weights(train_clips.labels) if cfg.class_weights else None
-    keeper = _make_keeper(run_dir, val_ds, val_clips, state, cfg.patience)
-    start = state["epoch"]
-    if start < cfg.epochs and not state.get("stopped_early"):
-        # shuffle=False: the dataset shuffles itself (Keras warns when asked to do it again)
-        model.fit(train_ds, epochs=cfg.epochs, initial_epoch=start, class_weight=weights,
-                  shuffle=False,
-                  callbacks=[keeper], verbose=verbose)
+    step = loop.TrainStep(model, strategy, focal_loss(cfg), weights)
+    val_ds = data.make_dataset(val_clips, cfg, training=False)
+    score = loop.scorer(model)
+    # TensorFlow derives the shuffle's and crops' seeds from its global seed and
+    # make_dataset's, so a resumed run sets the same global seed as the run it continues
+    keras.utils.set_random_seed(cfg.seed)
+    for epoch in range(start, cfg.epochs):
+        if state.get("stopped_early"):
+            break
+        # each epoch's shuffle and crops follow from the seed and the epoch alone, so a
+        # resumed run sees the batches an uninterrupted one would have
+        train_ds = data.make_dataset(train_clips, cfg, training=True, seed=cfg.seed + epoch)
+        bar = None
+        if verbose:
+            print(f"Epoch {epoch + 1}/{cfg.epochs}")
+            bar = keras.utils.Progbar(steps, verbose=verbose)
+        seconds = _train_epoch(step, loop.distributed(strategy, train_ds), bar)
+        logs = step.results()
+        eer = _end_epoch(run_dir, model, score, val_ds, val_clips, state, cfg.patience, epoch, logs,
+                         seconds, strategy)
+        if bar is not None:
+            bar.update(steps, [*logs.items(), ("val_eer", eer)], finalize=True)
     if verbose and state.get("stopped_early"):
         print(f"stopped early after epoch {state['epoch']}: no better validation EER for "
               f"{state['wait']} epoch(s) (--patience {cfg.patience})")
@@ -263,7 +341,8 @@ def _fit(model, run_dir: Path, cfg: Config, state: dict, train_clips, val_clips,
                   if r["epoch"] > start)
     done = state["epoch"] - start
     state["clips_per_s"] = done * len(train_clips.labels) / seconds if done else None
-    calibrate_run(run_dir)  # calibration and thresholds from the best epoch's validation scores
+    if chief:  # calibration and thresholds from the best epoch's validation scores
+        calibrate_run(run_dir)
     runs.write_json(run_dir / runs.STATE, state)
     # the best model is what evaluate/predict use; last.keras is only for resuming
     (run_dir / runs.LAST).unlink(missing_ok=True)
