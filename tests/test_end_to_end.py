@@ -34,7 +34,7 @@ def _clip(rng: np.random.Generator, fake: bool) -> np.ndarray:
 def tiny_data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny")
     rng = np.random.default_rng(0)
-    for split, n in [("training", 24), ("validation", 8), ("testing", 8)]:
+    for split, n in [("training", 24), ("validation", 16), ("testing", 16)]:
         for label in ("real", "fake"):
             folder = root / split / label
             folder.mkdir(parents=True)
@@ -76,7 +76,7 @@ def test_train_evaluate_predict(tiny_data, tmp_path):
              "--score_file", asvspoof)
     assert r.returncode == 0, r.stderr
     metrics = json.loads(r.stdout.strip().splitlines()[-1])
-    assert metrics["n_real"] == 8 and metrics["n_fake"] == 8
+    assert metrics["n_real"] == 16 and metrics["n_fake"] == 16
     # the metrics are those of the scores it wrote, counted here by hand
     test_rows = [line.split("\t")
                  for line in (run / "scores-testing.tsv").read_text().splitlines()[1:]]
@@ -99,14 +99,14 @@ def test_train_evaluate_predict(tiny_data, tmp_path):
     assert "validation" in metrics["threshold_source"] and metrics["calibration"]["a"] < 0
     # the ASVspoof file: higher = bona fide, the calibrated LLR, one line per clip
     lines = [line.split("\t") for line in asvspoof.read_text().splitlines()]
-    assert lines[0] == ["filename", "attack", "cm-label", "cm-score"] and len(lines) == 1 + 16
+    assert lines[0] == ["filename", "attack", "cm-label", "cm-score"] and len(lines) == 1 + 32
     from lcnn.metrics import cllr
 
     assert cllr([key == "spoof" for _, _, key, _ in lines[1:]],
                 [float(s) for *_, s in lines[1:]]) == pytest.approx(metrics["cllr"], abs=1e-5)
     r = lcnn("evaluate", "--run_dir", run, "--data_path", tiny_data, "--by", "speaker")
     assert r.returncode == 2 and "speaker" in r.stderr and "Traceback" not in r.stderr
-    # it learned: the toy classes separate within 3 epochs (seeds 1-3 and 42 all reach EER 0)
+    # it learned: the toy classes separate within 3 epochs
     assert metrics["eer"] <= 0.25 and metrics["roc_auc"] >= 0.85
     # and the reported EER is the one its own score file gives
     from lcnn.metrics import compute_eer
@@ -121,7 +121,7 @@ def test_train_evaluate_predict(tiny_data, tmp_path):
              "--json")
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
-    assert len(rows) == 8 + 2
+    assert len(rows) == 16 + 2
     by_path = {Path(row["path"]).name: row for row in rows}
     assert by_path["long.wav"]["windows"] > 1
     assert by_path["broken.wav"]["score"] is None and by_path["broken.wav"]["error"]
