@@ -1,7 +1,7 @@
 """Ablations: front end, channel augmentation, and transfer to held-out attacks and speakers.
 
 Usage (from the repository root): python -m bench.ablation [--data data/demo] [--seeds 42 43 44]
-                                     [--quick] [--tables front_end model augment transfer]
+                                     [--quick] [--tables front_end model fusion augment transfer]
 
 front_end: the default Config with a few front-end fields changed (see SETTINGS), trained
 with lcnn.detector.train.train (same epochs, augmentation, early stopping and seed) on the demo
@@ -14,6 +14,9 @@ training epochs' median (first epoch excluded) from each run's history; runs sha
 with whatever else runs, so compare speeds within one table.
 
 model: the default LCNN against the baseline, with and without level normalisation.
+
+fusion: the model table's LCNN and baseline runs of each seed fused into one LLR
+(lcnn.detector.calibration.fuse_runs: a logistic regression fitted on validation).
 
 augment: the default with one kind of channel augmentation on (AUGMENT_SETTINGS), each run
 also evaluated under every robustness condition (lcnn.detector.evaluate.robustness).
@@ -62,6 +65,13 @@ MODEL_SETTINGS = [
     ("default", {}),
     ("baseline (original ReLU CNN, full-rate sinc)", ORIGINAL_BASELINE),
     ("baseline with input normalisation", {"model": "baseline"}),
+]
+# Score fusion of two settings of MODEL_SETTINGS, by name: (name, (first, second)).
+FUSIONS = [
+    ("default + baseline with input normalisation", ("default",
+                                                     "baseline with input normalisation")),
+    ("default + baseline (original)", ("default",
+                                       "baseline (original ReLU CNN, full-rate sinc)")),
 ]
 
 # Channel augmentation (lcnn.channels / lcnn.augment) one kind at a time, band masking (a
@@ -325,6 +335,64 @@ def transfer_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def slug(name: str) -> str:
+    """A setting's run-folder name: 'baseline (original ...)' -> 'baseline'."""
+    return name.split(" (")[0].replace(" ", "-").replace(",", "").replace("+", "")
+
+
+def fusion_rows(data_path: Path, out_dir: Path, base: Config, seeds: list[int],
+                unseen: list[str]) -> list[dict]:
+    """Each pair of FUSIONS fused seed by seed (lcnn.detector.calibration.fuse_runs: fitted on
+    validation, scored on testing), from the model table's runs (trained first if missing)."""
+    import pandas as pd
+
+    from lcnn import metrics
+    from lcnn.detector.calibration import fuse_runs
+
+    settings = dict(MODEL_SETTINGS)
+    rows = []
+    for name, pair in FUSIONS:
+        runs_ = []
+        for seed in seeds:
+            dirs = [out_dir / f"{slug(setting)}-{seed}" for setting in pair]
+            cfgs = [dataclasses.replace(base, **settings[setting], seed=seed) for setting in pair]
+            if any(train_setting(data_path, d, c, unseen).get("diverged")
+                   for d, c in zip(dirs, cfgs, strict=True)):
+                runs_.append(diverged(seed))
+                continue
+            fusion, files, labels, llr = fuse_runs(dirs)
+            table = pd.read_csv(dirs[0] / "scores-testing.tsv", sep="\t").set_index("file")
+            by = metrics.eer_by_group(labels, -llr, table.loc[files, "attack"].to_numpy())
+            runs_.append({"seed": seed, "weights": fusion.weights, "b": fusion.b,
+                          "test_eer": metrics.eer(labels, -llr),
+                          "test_min_dcf": metrics.min_dcf_value(labels, -llr),
+                          "cllr": metrics.cllr(labels, llr),
+                          "unseen_eer": {a: by[a] for a in unseen if a in by},
+                          "eer_by_attack": by})
+        rows.append({"name": name, "runs": runs_})
+    return rows
+
+
+def fusion_table(rows: list[dict], unseen: list[str]) -> str:
+    """Markdown: the fused systems' testing metrics over seeds, and the fusion weights."""
+    lines = ["| fused systems | testing EER % | testing minDCF | Cllr (bits) | "
+             f"unseen ({', '.join(unseen) or '-'}) EER % | weights (first seed) |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        seeds = finished(row["runs"])
+        if not seeds:
+            lines.append(f"| {row_name(row)} |" + " - |" * 5)
+            continue
+        unseen_eers = [np.mean(list(r["unseen_eer"].values())) for r in seeds if r["unseen_eer"]]
+        weights = ", ".join(f"{w:.2f}" for w in seeds[0]["weights"])
+        lines.append(
+            f"| {row_name(row)} | {mean_sd([r['test_eer'] for r in seeds])} | "
+            f"{mean_sd([r['test_min_dcf'] for r in seeds], 1, 3)} | "
+            f"{mean_sd([r['cllr'] for r in seeds], 1, 3)} | {mean_sd(unseen_eers)} | "
+            f"{weights}; b {seeds[0]['b']:.2f} |")
+    return "\n".join(lines)
+
+
 def settings_rows(settings, run, data_path: Path, out_dir: Path, base: Config,
                   seeds: list[int], unseen: list[str]) -> list[dict]:
     """Train every (name, overrides) setting once per seed with `run`."""
@@ -334,8 +402,7 @@ def settings_rows(settings, run, data_path: Path, out_dir: Path, base: Config,
         runs_ = []
         for seed in seeds:
             print(f"{name}, seed {seed} ({cfg.epochs} epochs) ...", flush=True)
-            slug = name.split(" (")[0].replace(" ", "-").replace(",", "").replace("+", "")
-            runs_.append(run(data_path, out_dir / f"{slug}-{seed}",
+            runs_.append(run(data_path, out_dir / f"{slug(name)}-{seed}",
                              dataclasses.replace(cfg, seed=seed), unseen))
         rows.append({"name": name, "overrides": overrides, "front_end": front_end(cfg),
                      "runs": runs_})
@@ -345,6 +412,7 @@ def settings_rows(settings, run, data_path: Path, out_dir: Path, base: Config,
 TABLES = {  # name: (render(rows, unseen), heading)
     "front_end": (table, "Front end, level and loss"),
     "model": (table, "LCNN and baseline"),
+    "fusion": (fusion_table, "Score fusion of the LCNN and the baseline"),
     "augment": (augment_table, "Channel augmentation"),
     "transfer": (lambda rows, _: transfer_table(rows), "Transfer to held-out attacks and speakers"),
 }
@@ -383,6 +451,8 @@ def run_table(name: str, args, base: Config, out_dir: Path, unseen: list[str]) -
     if name == "model":
         return settings_rows(MODEL_SETTINGS, train_setting, args.data, out_dir, base, args.seeds,
                              unseen)
+    if name == "fusion":
+        return fusion_rows(args.data, out_dir, base, args.seeds, unseen)
     if name == "augment":
         return settings_rows(AUGMENT_SETTINGS, augment_setting, args.data, out_dir, base,
                              args.seeds, unseen)

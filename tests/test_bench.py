@@ -176,3 +176,18 @@ def test_ablation_tables_leave_out_diverged_seeds_and_say_so():
     assert "| attack v | 3 / 3 | 20.0 (1 diverged) |" in text
     # per seed, the mean over the values that finished: seed 1 (20 + 40) / 2, seed 2 30
     assert "| **mean over attack values** | | 30.0 ± 0.0 [30.0, 30.0] (30.0, 30.0) |" in text
+
+
+def test_fusion_table_gives_the_fused_metrics_over_the_seeds_that_finished():
+    from bench.ablation import fusion_table
+
+    def fused(seed, eer):
+        return {"seed": seed, "weights": [-1.0, -2.5], "b": 0.25, "test_eer": eer,
+                "test_min_dcf": 0.4, "cllr": 0.7, "unseen_eer": {"x": eer}}
+
+    rows = [{"name": "a + b", "runs": [fused(1, 0.1), {"seed": 2, "diverged": True},
+                                       fused(3, 0.2)]}]
+    assert ("| a + b (1 of 3 seeds diverged) | 15.0 ± 7.1 [-48.5, 78.5] (10.0, 20.0) | "
+            "0.400 ± 0.000 [0.400, 0.400] (0.400, 0.400) | 0.700 ± 0.000 [0.700, 0.700] "
+            "(0.700, 0.700) | 15.0 ± 7.1 [-48.5, 78.5] (10.0, 20.0) | -1.00, -2.50; b 0.25 |"
+            ) in fusion_table(rows, ["x"])

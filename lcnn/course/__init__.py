@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lcnn.config import ORIGINAL_BASELINE, Config
+from lcnn.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = os.environ.get("LCNN_QUICK", "") not in ("", "0")
@@ -42,7 +42,9 @@ def figures_dir() -> Path:
 VARIANTS = {
     "lcnn": {},  # the default: a Light CNN on a fixed log-mel filter bank
     "sinc": {"front_end": "sinc"},  # the same LCNN on learnable sinc filters (notebook 2)
-    "baseline": ORIGINAL_BASELINE,  # the project's original ReLU CNN
+    # the project's original ReLU CNN, with the LCNN's level normalisation (better with it:
+    # bench/ablation.md, "LCNN and baseline")
+    "baseline": {"model": "baseline"},
 }
 
 
