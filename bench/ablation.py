@@ -173,6 +173,11 @@ def train_setting(data_path: Path, run_dir: Path, cfg: Config, unseen: list[str]
             "eer_by_attack": by_attack, "seconds": time.perf_counter() - started}
 
 
+def unseen_means(seeds: list[dict]) -> list[float]:
+    """Each seed's EER on the unseen attacks (their mean, when several), for seeds that have one."""
+    return [float(np.mean(list(r["unseen_eer"].values()))) for r in seeds if r["unseen_eer"]]
+
+
 def mean_sd(values: list[float], scale: float = 100, digits: int = 1) -> str:
     """'mean +- sd [95 % t-interval] (each, ...)' over seeds (sample sd, ddof=1); one value
     as it is, '-' for none."""
@@ -201,7 +206,7 @@ def table(rows: list[dict], unseen: list[str]) -> str:
             lines.append(f"| {row_name(row)} | {describe_front_end(fe)} |" + " - |" * 8)
             continue
         speed = np.median([r["train_clips_per_s"]["median"] for r in seeds])
-        unseen_eers = [np.mean(list(r["unseen_eer"].values())) for r in seeds if r["unseen_eer"]]
+        unseen_eers = unseen_means(seeds)
         lines.append(
             f"| {row_name(row)} | {describe_front_end(fe)} | {fe['frames_per_s']:g} | "
             f"{seeds[0]['params']:,} | "
@@ -233,7 +238,7 @@ def augment_table(rows: list[dict], unseen: list[str]) -> str:
         if not seeds:
             lines.append(f"| {row_name(row)} |" + " - |" * 4)
             continue
-        unseen_eers = [np.mean(list(r["unseen_eer"].values())) for r in seeds if r["unseen_eer"]]
+        unseen_eers = unseen_means(seeds)
         worst = [max(r["condition_eer"].values()) for r in seeds]
         worst_name = max(seeds[0]["condition_eer"], key=seeds[0]["condition_eer"].get)
         lines.append(
@@ -383,7 +388,7 @@ def fusion_table(rows: list[dict], unseen: list[str]) -> str:
         if not seeds:
             lines.append(f"| {row_name(row)} |" + " - |" * 5)
             continue
-        unseen_eers = [np.mean(list(r["unseen_eer"].values())) for r in seeds if r["unseen_eer"]]
+        unseen_eers = unseen_means(seeds)
         weights = ", ".join(f"{w:.2f}" for w in seeds[0]["weights"])
         lines.append(
             f"| {row_name(row)} | {mean_sd([r['test_eer'] for r in seeds])} | "
