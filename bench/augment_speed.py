@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from bench.common import ROOT, THREADS, interleaved, summary
+from bench.step_speed import epoch_with_step
 from lcnn.config import Config
 from lcnn.io import atomic_write_text
 
@@ -55,8 +56,10 @@ def measure(data_path: Path, kinds: list[str], variants: int, repeats: int,
     compile_model(model, plain, steps_per_epoch=len(clips) // plain.batch_size + 1)
     n = len(clips)
 
-    def fit(ds):
-        return lambda: model.fit(ds, epochs=1, verbose=0)
+    weights = data.class_weights(clips.labels)
+
+    def fit(ds):  # one epoch with lcnn's training step, as `train` runs it
+        return epoch_with_step(model, plain, ds, weights)
 
     def read(ds):
         return lambda: sum(int(x.shape[0]) for x, _ in ds)
