@@ -53,6 +53,11 @@ class _SilencedLoader(importlib.abc.Loader):
     def exec_module(self, module) -> None:
         with native_stderr_silenced():
             self.loader.exec_module(module)
+        # In an interactive shell (Jupyter) the first tf.get_logger() call sets TensorFlow's
+        # Python logger to INFO, undoing quiet_tensorflow's level; make that call now.
+        get_logger = getattr(module, "get_logger", None)
+        if get_logger is not None:
+            get_logger().setLevel(logging.ERROR)
 
 
 class _SilentTensorFlowImport(importlib.abc.MetaPathFinder):

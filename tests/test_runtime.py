@@ -101,3 +101,15 @@ def test_cli_errors_stay_one_line(run_dir, tmp_path):
     r = _cli("predict", "--run_dir", run_dir, "--tflite", bad, tmp_path)
     assert r.returncode != 0
     assert len(r.stderr.strip().splitlines()) == 1 and not any(n in r.stderr for n in NOISE)
+
+
+def test_tensorflow_warnings_stay_hidden_in_an_interactive_shell():
+    # Jupyter is interactive (sys.ps1): there, TensorFlow's first tf.get_logger() call would
+    # set its logger to INFO and send retracing warnings to the notebook's output.
+    code = ("import sys; sys.ps1 = '>>> '\n"
+            "import lcnn, logging, tensorflow as tf\n"
+            "tf.get_logger().warning('a warning that must not show')\n"
+            "print(logging.getLogger('tensorflow').level)")
+    r = _python(code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(40)] and "must not show" not in r.stderr
