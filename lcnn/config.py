@@ -52,8 +52,8 @@ class Config:
     # front end of "lcnn" (lcnn/detector/model.py): "mel" and "linear" are fixed log filter
     # banks, "sinc" learns its band-pass filters (SincNet). The band count (sinc_filters) and the
     # hop (sinc_stride * sinc_pool) apply to all three, so the LCNN body sees the same shape.
-    # "mel" is the default because it is the most accurate on the demo corpus, also on its unseen
-    # vocoder (bench/ablation.md: three seeds of each front end).
+    # "mel" is the default because it is the most accurate of the three on the demo corpus, also
+    # on its unseen vocoder (bench/ablation.md: three seeds of each front end).
     front_end: str = "mel"
     # Each clip scaled to zero mean and unit variance before the front end (as SincNet does
     # with layer normalisation on its input), so that the score does not depend on the level.
