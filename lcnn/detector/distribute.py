@@ -23,15 +23,11 @@ them once, so a step equals one device's, clipping included (tests/test_distribu
   an error from TensorFlow's collectives: start every worker again with the same command,
   and training resumes after the last epoch the chief saved.
 
-Equal within float error to one device for the sinc front end (weights within 1e-4 after two
-epochs, tests/test_distribute.py). With the log-mel front end (the default) `mirrored` and
-`multiworker` part from one device after a few steps (weights ~2e-3 apart after three epochs
-on the tests' tiny data): the first step agrees (updates within 5e-5 relative, as for sinc),
-the second differs by 5e-2. Part of it is Keras' synchronised BatchNorm, which computes the
-variance as E[x^2] - E[x]^2 in float32 (one device uses tf.nn.moments): one device with
-synchronised BatchNorm differs from plain one device about as much as `mirrored` does
-(first-epoch loss 1.5e-4 apart; `mirrored` 7e-5). Why the
-log-mel model amplifies such rounding so much more than the sinc model is not known yet.
+Equal within float error to one device for the sinc front end (tests/test_distribute.py).
+With the log-mel front end (the default) `mirrored` and `multiworker` drift from one device
+by float rounding: the first step agrees, later ones part further. Keras' synchronised
+BatchNorm (variance as E[x^2] - E[x]^2 in float32) is one source; why the log-mel model
+amplifies such rounding more than the sinc model is not known yet.
 """
 
 from __future__ import annotations
