@@ -13,7 +13,8 @@ several points. Clips/s are the
 training epochs' median (first epoch excluded) from each run's history; runs share the CPU
 with whatever else runs, so compare speeds within one table.
 
-model: the default LCNN against the baseline, with and without level normalisation.
+model: the default LCNN against the baseline, with and without level normalisation, each run
+also evaluated under every robustness condition.
 
 fusion: the model table's LCNN and baseline runs of each seed fused into one LLR
 (lcnn.detector.calibration.fuse_runs: a logistic regression fitted on validation).
@@ -228,9 +229,10 @@ def augment_setting(data_path: Path, run_dir: Path, cfg: Config, unseen: list[st
     return row
 
 
-def augment_table(rows: list[dict], unseen: list[str]) -> str:
+def augment_table(rows: list[dict], unseen: list[str], first: str = "channel augmentation"
+                  ) -> str:
     """Markdown: testing, unseen-attack, mean and worst condition EER per setting."""
-    lines = [f"| channel augmentation | testing EER % | unseen ({', '.join(unseen) or '-'}) "
+    lines = [f"| {first} | testing EER % | unseen ({', '.join(unseen) or '-'}) "
              "EER % | mean over conditions EER % | worst condition EER % |",
              "|---|---|---|---|---|"]
     for row in rows:
@@ -247,6 +249,14 @@ def augment_table(rows: list[dict], unseen: list[str]) -> str:
             f"{mean_sd([np.mean(list(r['condition_eer'].values())) for r in seeds])} | "
             f"{mean_sd(worst)} ({worst_name}, seed {seeds[0]['seed']}) |")
     return "\n".join(lines)
+
+
+def model_table(rows: list[dict], unseen: list[str]) -> str:
+    """The front-end table's columns, then the same rows through every channel."""
+    channels = augment_table(rows, unseen, first="model") if all(
+        "condition_eer" in r for row in rows for r in finished(row["runs"])) else ""
+    return table(rows, unseen) + (f"\n\nThrough the channels of `evaluate --condition all`:"
+                                  f"\n\n{channels}" if channels else "")
 
 
 def holdout_values(data_path: Path, column: str, covers: str) -> list[str]:
@@ -416,7 +426,7 @@ def settings_rows(settings, run, data_path: Path, out_dir: Path, base: Config,
 
 TABLES = {  # name: (render(rows, unseen), heading)
     "front_end": (table, "Front end, level and loss"),
-    "model": (table, "LCNN and baseline"),
+    "model": (model_table, "LCNN and baseline"),
     "fusion": (fusion_table, "Score fusion of the LCNN and the baseline"),
     "augment": (augment_table, "Channel augmentation"),
     "transfer": (lambda rows, _: transfer_table(rows), "Transfer to held-out attacks and speakers"),
@@ -454,8 +464,8 @@ def run_table(name: str, args, base: Config, out_dir: Path, unseen: list[str]) -
         return settings_rows(SETTINGS, train_setting, args.data, out_dir, base, args.seeds,
                              unseen)
     if name == "model":
-        return settings_rows(MODEL_SETTINGS, train_setting, args.data, out_dir, base, args.seeds,
-                             unseen)
+        return settings_rows(MODEL_SETTINGS, augment_setting, args.data, out_dir, base,
+                             args.seeds, unseen)
     if name == "fusion":
         return fusion_rows(args.data, out_dir, base, args.seeds, unseen)
     if name == "augment":
