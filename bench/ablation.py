@@ -66,6 +66,7 @@ MODEL_SETTINGS = [
     ("default", {}),
     ("baseline (original ReLU CNN, full-rate sinc)", ORIGINAL_BASELINE),
     ("baseline with input normalisation", {"model": "baseline"}),
+    ("LCNN on the waveform front end", {"front_end": "wave"}),
 ]
 # Score fusion of two settings of MODEL_SETTINGS, by name: (name, (first, second)).
 FUSIONS = [
@@ -111,6 +112,8 @@ def front_end(cfg: Config) -> dict:
 
 def describe_front_end(fe: dict) -> str:
     """'sinc 64 x 129, stride 16 x pool 4' or 'mel 64 bands', for a table cell."""
+    if fe.get("kind") == "wave":
+        return f"waveform: sinc 24 x 15 at full rate, 3 conv + max-pool, {fe['filters']} channels"
     if fe.get("kind", "sinc") == "sinc":
         return f"sinc {fe['filters']} x {fe['kernel']}, stride {fe['stride']} x pool {fe['pool']}"
     return f"{fe['kind']} {fe['filters']} bands"

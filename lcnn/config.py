@@ -19,7 +19,7 @@ MODEL_ALIASES = {"seed": "baseline"}
 # The original project's design as it was: the baseline without the level normalisation
 # (`input_norm`) that it now takes like the LCNN. Comparisons with "the baseline" use this.
 ORIGINAL_BASELINE = {"model": "baseline", "input_norm": False}
-FRONT_ENDS = ("sinc", "mel", "linear")  # lcnn.detector.model.front_end
+FRONT_ENDS = ("sinc", "mel", "linear", "wave")  # lcnn.detector.model.front_end
 # Runtime options: how a run is computed, not what it computes. They may change between a run
 # and its resumption, so they are not compared when a run folder is reused.
 RUNTIME_FIELDS = ("threads",)
@@ -50,10 +50,12 @@ class Config:
     # model
     model: str = "lcnn"  # one of MODELS: "lcnn" (default) or "baseline" (the original ReLU CNN)
     # front end of "lcnn" (lcnn/detector/model.py): "mel" and "linear" are fixed log filter
-    # banks, "sinc" learns its band-pass filters (SincNet). The band count (sinc_filters) and the
-    # hop (sinc_stride * sinc_pool) apply to all three, so the LCNN body sees the same shape.
-    # "mel" is the default because it is the most accurate of the three on the demo corpus, also
-    # on its unseen vocoder (bench/ablation.md: three seeds of each front end).
+    # banks, "sinc" learns its band-pass filters (SincNet); "wave" is the baseline's full-rate
+    # waveform layers (no band energies). The band count (sinc_filters) and the hop
+    # (sinc_stride * sinc_pool; "wave" always 64) apply to all, so the LCNN body sees one shape.
+    # "mel" is the default because it is the most accurate of the energy front ends on the demo
+    # corpus, also on its unseen vocoder (bench/ablation.md: three seeds of each front end);
+    # "wave" is being measured (bench/ablation.md, "LCNN and baseline").
     front_end: str = "mel"
     # Each clip scaled to zero mean and unit variance before the front end (as SincNet does
     # with layer normalisation on its input), so that the score does not depend on the level.

@@ -193,3 +193,14 @@ def test_band_masking_changes_training_passes_only():
     assert zeroed.any() and not (np.asarray(features[plain](x, training=True)) == 0).any()
     with pytest.raises(ConfigError, match="augment_band_mask"):
         Config(augment_band_mask=-1)
+
+
+def test_waveform_front_end_gives_the_lcnn_body_its_usual_shape():
+    cfg = Config(duration=0.25, front_end="wave")
+    model = build_model(cfg)
+    features = model.get_layer("sinc_bn").input  # what the front end hands the LCNN body
+    assert tuple(features.shape[1:]) == (-(-cfg.n_samples // 64), cfg.sinc_filters)  # ceil
+    assert isinstance(model.get_layer("sinc"), SincConv1D)
+    assert model.get_layer("sinc").kernel_size == 15 and model.get_layer("sinc").stride == 1
+    x = np.random.default_rng(0).normal(scale=0.1, size=(2, cfg.n_samples)).astype("float32")
+    assert np.asarray(model.predict(x, verbose=0)).shape == (2, 1)

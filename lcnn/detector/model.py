@@ -130,10 +130,12 @@ def build_lcnn(cfg: Config) -> keras.Model:
 
 
 def front_end(cfg: Config, waveform):
-    """Band energies per frame, `[batch, frames, sinc_filters]`, of a `[batch, samples]`
-    waveform, from the front end chosen by `cfg.front_end`: learnable sinc filters or a fixed
-    log filter bank."""
+    """Features per frame, `[batch, frames, sinc_filters]`, of a `[batch, samples]` waveform,
+    from the front end chosen by `cfg.front_end`: band energies of learnable sinc filters or of
+    a fixed log filter bank, or ("wave") the waveform front end."""
     hop = cfg.sinc_stride * cfg.sinc_pool
+    if cfg.front_end == "wave":
+        return waveform_front_end(cfg, waveform)
     if cfg.front_end != "sinc":
         return LogFilterbank(cfg.sinc_filters, cfg.sample_rate, hop, scale=cfg.front_end,
                              name="filterbank")(waveform)
@@ -141,6 +143,29 @@ def front_end(cfg: Config, waveform):
                    stride=cfg.sinc_stride, trainable=cfg.sinc_trainable,
                    name="sinc")(_as_channels(cfg, waveform))
     return EnergyPooling1D(cfg.sinc_pool, log=cfg.sinc_log, name="energy")(x)
+
+
+WAVE_POOLS = (4, 4, 4)  # the waveform front end's max-pools: a 64-sample hop, as the others
+
+
+def waveform_front_end(cfg: Config, waveform):
+    """The baseline's first layers, ending where the LCNN body starts: 24 sinc filters x 15 taps
+    at the full rate -> BatchNorm -> ReLU -> max-pool 4 -> Conv1D 32 (ReLU) -> max-pool 4 ->
+    Conv1D `sinc_filters` (ReLU) -> max-pool 4. Nothing is reduced to band energies, so the
+    fine structure of the waveform (its phase, each period's shape) can reach the body; band
+    energies cannot carry it, and Griffin-Lim copies differ from real speech mostly there.
+    `[batch, samples]` -> `[batch, samples / 64, sinc_filters]`; sinc_stride and sinc_pool do
+    not apply."""
+    x = SincConv1D(*BASELINE_SINC, sample_rate=cfg.sample_rate,
+                   name="sinc")(_as_channels(cfg, waveform))
+    x = layers.BatchNormalization(name="wave_bn")(x)  # as in the baseline
+    x = layers.ReLU(name="wave_relu")(x)
+    x = layers.MaxPooling1D(WAVE_POOLS[0], padding="same", name="wave_pool0")(x)
+    for i, (filters, pool) in enumerate(zip((32, cfg.sinc_filters), WAVE_POOLS[1:],
+                                            strict=True), start=1):
+        x = layers.Conv1D(filters, 3, padding="same", activation="relu", name=f"wave_conv{i}")(x)
+        x = layers.MaxPooling1D(pool, padding="same", name=f"wave_pool{i}")(x)
+    return x
 
 
 def build_baseline(cfg: Config) -> keras.Model:
