@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import os
-from typing import NamedTuple
 
 import numpy as np
 
@@ -53,20 +52,12 @@ def check_strategy(name: str) -> None:
     if name not in STRATEGIES:
         raise LcnnError(f"--strategy: unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
     if name == "multiworker":
-        worker_task()
+        tf_config_chief()
 
 
-class Task(NamedTuple):
-    """This process's place in a multi-worker cluster (TF_CONFIG)."""
-
-    kind: str  # "chief" or "worker"
-    index: int
-    workers: int  # every training process, the chief included
-    chief: bool  # writes the run folder: the "chief" task, or worker 0 when there is none
-
-
-def worker_task() -> Task:
-    """This process's task in TF_CONFIG.
+def tf_config_chief() -> bool:
+    """Whether this process is the chief of TF_CONFIG's cluster: the "chief" task, or worker 0
+    when the cluster has none.
 
     One LcnnError line when TF_CONFIG is missing or is not what MultiWorkerMirroredStrategy
     reads: JSON with "cluster" (task type -> list of "host:port") and "task" ("type" one of
@@ -98,15 +89,13 @@ def worker_task() -> Task:
                         f"({len(hosts)} {kind} address(es)); {need}")
     if len(members.get("chief", [])) > 1:
         raise LcnnError(f"{TF_CONFIG}: {len(members['chief'])} chiefs; a cluster has at most one")
-    workers = len(members.get("chief", [])) + len(members.get("worker", []))
-    chief = kind == "chief" or (index == 0 and "chief" not in members)
-    return Task(kind, index, workers, chief)
+    return kind == "chief" or (index == 0 and "chief" not in members)
 
 
 def is_chief(name: str) -> bool:
     """Whether this process writes the run folder: always, except under multiworker, where
     only the chief does (the "chief" task, or worker 0 when the cluster has none)."""
-    return name != "multiworker" or worker_task().chief
+    return name != "multiworker" or tf_config_chief()
 
 
 def _cpu_devices() -> int | None:
