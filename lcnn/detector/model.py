@@ -1,20 +1,23 @@
-"""The models: a Light CNN on a log-mel (default) or learnable SincConv front end, and the
-baseline, the original project's ReLU CNN.
+"""The models: a Light CNN on a log-mel (default), learnable SincConv or waveform front end,
+and the baseline, the original project's ReLU CNN.
 
 Both take a float32 waveform of `cfg.n_samples` samples at `cfg.sample_rate` and output one
 number per clip, a sigmoid output, higher = more FAKE (a score, not a probability: see
 lcnn.detector.calibration).
 
 The LCNN first scales each clip to zero mean and unit variance (`input_norm`), then turns it
-into band energies per frame (`front_end`), 250 frames per second with the defaults (a 4 ms
+into features per frame (`front_end`), 250 frames per second with the defaults (a 4 ms
 hop; the LFCC-LCNN baseline uses 10 ms):
 - "mel" (default) or "linear": LogFilterbank, log energies of triangular bands of a 25-ms
   short-time power spectrum; nothing is learnt;
 - "sinc": SincNet's learnable band-pass filters, computed only every `sinc_stride`-th output
   sample so that 2-s clips at 16 kHz train fast on a CPU, then EnergyPooling1D (the RMS, or
-  with `sinc_log` the log energy, of each group of `sinc_pool` outputs).
+  with `sinc_log` the log energy, of each group of `sinc_pool` outputs);
+- "wave": no band energies; the baseline's full-rate sinc layer and convolutions with
+  max-pooling (waveform_front_end), at the same frame rate.
 Which is better on the demo corpus, and by how much, is in bench/ablation.md (three seeds per
-setting): log-mel, then sinc with log energies, then sinc with RMS.
+setting): of the energy front ends log-mel, then sinc with log energies, then sinc with RMS;
+"wave" is better than all of them (the "LCNN and baseline" table).
 """
 
 from __future__ import annotations
@@ -145,6 +148,15 @@ def front_end(cfg: Config, waveform):
     return EnergyPooling1D(cfg.sinc_pool, log=cfg.sinc_log, name="energy")(x)
 
 
+def _full_rate_sinc(cfg: Config, waveform, prefix: str):
+    """The baseline's first layers: BASELINE_SINC sinc filters at the full rate -> BatchNorm
+    (Keras' default momentum, as the baseline always had) -> ReLU, named <prefix>_bn/_relu."""
+    x = SincConv1D(*BASELINE_SINC, sample_rate=cfg.sample_rate,
+                   name="sinc")(_as_channels(cfg, waveform))
+    x = layers.BatchNormalization(name=f"{prefix}_bn")(x)
+    return layers.ReLU(name=f"{prefix}_relu")(x)
+
+
 WAVE_POOLS = (4, 4, 4)  # the waveform front end's max-pools: a 64-sample hop, as the others
 
 
@@ -156,10 +168,7 @@ def waveform_front_end(cfg: Config, waveform):
     energies cannot carry it, and Griffin-Lim copies differ from real speech mostly there.
     `[batch, samples]` -> `[batch, samples / 64, sinc_filters]`; sinc_stride and sinc_pool do
     not apply."""
-    x = SincConv1D(*BASELINE_SINC, sample_rate=cfg.sample_rate,
-                   name="sinc")(_as_channels(cfg, waveform))
-    x = layers.BatchNormalization(name="wave_bn")(x)  # as in the baseline
-    x = layers.ReLU(name="wave_relu")(x)
+    x = _full_rate_sinc(cfg, waveform, "wave")
     x = layers.MaxPooling1D(WAVE_POOLS[0], padding="same", name="wave_pool0")(x)
     for i, (filters, pool) in enumerate(zip((32, cfg.sinc_filters), WAVE_POOLS[1:],
                                             strict=True), start=1):
@@ -177,10 +186,7 @@ def build_baseline(cfg: Config) -> keras.Model:
     `input_norm` applies as in the LCNN (the original design had none: ORIGINAL_BASELINE).
     """
     inputs = _waveform_input(cfg)
-    x = SincConv1D(*BASELINE_SINC, sample_rate=cfg.sample_rate,
-                   name="sinc")(_as_channels(cfg, _level(cfg, inputs)))
-    x = layers.BatchNormalization(name="sinc_bn")(x)
-    x = layers.ReLU(name="sinc_relu")(x)
+    x = _full_rate_sinc(cfg, _level(cfg, inputs), "sinc")
     for i, filters in enumerate((16, 32, 64), start=1):
         x = layers.Conv1D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
         x = layers.MaxPooling1D(4, padding="same", name=f"pool{i}")(x)
