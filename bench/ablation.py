@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -104,6 +105,11 @@ def front_end(cfg: Config) -> dict:
         filters, kernel = BASELINE_SINC
         return {"kind": "sinc", "filters": filters, "kernel": kernel, "stride": 1, "pool": 1,
                 "frames_per_s": cfg.sample_rate}
+    if cfg.front_end == "wave":
+        from lcnn.detector.model import WAVE_POOLS
+
+        return {"kind": "wave", "filters": cfg.sinc_filters,
+                "frames_per_s": cfg.sample_rate / math.prod(WAVE_POOLS)}
     hop = cfg.sinc_stride * cfg.sinc_pool
     return {"kind": cfg.front_end, "filters": cfg.sinc_filters, "kernel": cfg.sinc_kernel_size,
             "stride": cfg.sinc_stride, "pool": cfg.sinc_pool,
@@ -113,7 +119,7 @@ def front_end(cfg: Config) -> dict:
 def describe_front_end(fe: dict) -> str:
     """'sinc 64 x 129, stride 16 x pool 4' or 'mel 64 bands', for a table cell."""
     if fe.get("kind") == "wave":
-        return f"waveform: sinc 24 x 15 at full rate, 3 conv + max-pool, {fe['filters']} channels"
+        return f"waveform: full-rate sinc, 3 conv + max-pool, {fe['filters']} channels"
     if fe.get("kind", "sinc") == "sinc":
         return f"sinc {fe['filters']} x {fe['kernel']}, stride {fe['stride']} x pool {fe['pool']}"
     return f"{fe['kind']} {fe['filters']} bands"
@@ -358,6 +364,21 @@ def slug(name: str) -> str:
     return name.split(" (")[0].replace(" ", "-").replace(",", "").replace("+", "")
 
 
+def scored_run(data_path: Path, run_dir: Path, cfg: Config) -> bool:
+    """A finished run with testing scores in run_dir (the model table's, or trained and
+    evaluated now); False when its training diverged."""
+    from lcnn.detector.evaluate import evaluate
+    from lcnn.errors import DivergedError
+
+    try:
+        train_or_reuse(data_path, run_dir, cfg)
+    except DivergedError:
+        return False
+    if not (run_dir / "scores-testing.tsv").exists():
+        evaluate(run_dir, data_path, "testing")
+    return True
+
+
 def fusion_rows(data_path: Path, out_dir: Path, base: Config, seeds: list[int],
                 unseen: list[str]) -> list[dict]:
     """Each pair of FUSIONS fused seed by seed (lcnn.detector.calibration.fuse_runs: fitted on
@@ -374,8 +395,7 @@ def fusion_rows(data_path: Path, out_dir: Path, base: Config, seeds: list[int],
         for seed in seeds:
             dirs = [out_dir / f"{slug(setting)}-{seed}" for setting in pair]
             cfgs = [dataclasses.replace(base, **settings[setting], seed=seed) for setting in pair]
-            if any(train_setting(data_path, d, c, unseen).get("diverged")
-                   for d, c in zip(dirs, cfgs, strict=True)):
+            if not all(scored_run(data_path, d, c) for d, c in zip(dirs, cfgs, strict=True)):
                 runs_.append(diverged(seed))
                 continue
             fusion, files, labels, llr = fuse_runs(dirs)
