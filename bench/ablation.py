@@ -53,6 +53,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The rows name their front end, so that they stay what they say when the default changes.
 SETTINGS = [
     ("default", {}),
+    ("LCNN on a log-mel filter bank", {"front_end": "mel"}),
     ("linear filter bank (LFCC-style)", {"front_end": "linear"}),
     ("learnable sinc, log energies", {"front_end": "sinc", "sinc_log": True}),
     ("learnable sinc, RMS energies", {"front_end": "sinc"}),
@@ -62,12 +63,12 @@ SETTINGS = [
 ]
 
 # The LCNN against the baseline (the original ReLU CNN on 24 full-rate sinc filters), both on
-# the full schedule. "default" reuses the front-end table's runs.
+# the full schedule. Rows of the same name as in the front-end table reuse its runs.
 MODEL_SETTINGS = [
     ("default", {}),
     ("baseline (original ReLU CNN, full-rate sinc)", ORIGINAL_BASELINE),
     ("baseline with input normalisation", {"model": "baseline"}),
-    ("LCNN on the waveform front end", {"front_end": "wave"}),
+    ("LCNN on a log-mel filter bank", {"front_end": "mel"}),
 ]
 # Score fusion of two settings of MODEL_SETTINGS, by name: (name, (first, second)).
 FUSIONS = [

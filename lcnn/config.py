@@ -49,14 +49,14 @@ class Config:
     duration: float = 2.0  # seconds per clip, as in FoR for-2sec
     # model
     model: str = "lcnn"  # one of MODELS: "lcnn" (default) or "baseline" (the original ReLU CNN)
-    # front end of "lcnn" (lcnn/detector/model.py): "mel" and "linear" are fixed log filter
-    # banks, "sinc" learns its band-pass filters (SincNet); "wave" is the baseline's full-rate
-    # waveform layers (no band energies). The band count (sinc_filters) and the hop
-    # (sinc_stride * sinc_pool; "wave" always 64) apply to all, so the LCNN body sees one shape.
-    # "mel" is the default because it is the most accurate of the energy front ends on the demo
-    # corpus, also on its unseen vocoder (bench/ablation.md: three seeds of each front end);
-    # "wave" is being measured (bench/ablation.md, "LCNN and baseline").
-    front_end: str = "mel"
+    # front end of "lcnn" (lcnn/detector/model.py): "wave" is the baseline's full-rate sinc
+    # filters and convolutions (no band energies); "mel" and "linear" are fixed log filter
+    # banks, "sinc" learns its band-pass filters (SincNet) and pools their energies. The band
+    # count (sinc_filters) and the hop (sinc_stride * sinc_pool; "wave" always 64) apply to
+    # all, so the LCNN body sees one shape. "wave" is the default: of all front ends it has the
+    # lowest testing EER on the demo corpus, also on Griffin-Lim copies, which band energies
+    # cannot tell from real speech (bench/ablation.md: three seeds of each front end).
+    front_end: str = "wave"
     # Each clip scaled to zero mean and unit variance before the front end (as SincNet does
     # with layer normalisation on its input), so that the score does not depend on the level.
     input_norm: bool = True

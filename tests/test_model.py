@@ -36,14 +36,14 @@ def test_both_models_output_one_probability_per_clip(name):
     np.testing.assert_allclose(out, 1 / (1 + np.exp(-(features @ kernel + bias))), rtol=1e-5)
 
 
-def test_default_is_a_small_light_cnn_on_log_mel_energies():
+def test_default_is_a_small_light_cnn_on_the_waveform_front_end():
     model = build_model(Config())
     assert model.name == "lcnn"
     assert model.count_params() < 1_000_000
     mfm = [layer for layer in model.layers if isinstance(layer, MaxFeatureMap)]
     assert len(mfm) >= 9
-    bank = model.get_layer("filterbank")
-    assert (bank.scale, bank.bands, bank.hop) == ("mel", 64, 64)
+    sinc = model.get_layer("sinc")
+    assert (sinc.filters, sinc.kernel_size, sinc.stride) == (24, 15, 1)
 
 
 def test_sinc_front_end_takes_its_settings(default_model):
@@ -204,3 +204,21 @@ def test_waveform_front_end_gives_the_lcnn_body_its_usual_shape():
     assert model.get_layer("sinc").kernel_size == 15 and model.get_layer("sinc").stride == 1
     x = np.random.default_rng(0).normal(scale=0.1, size=(2, cfg.n_samples)).astype("float32")
     assert np.asarray(model.predict(x, verbose=0)).shape == (2, 1)
+
+
+def test_waveform_front_end_pools_before_batchnorm_as_if_after_it():
+    """At inference, max-pool -> BatchNorm -> ReLU equals the baseline's order, BatchNorm ->
+    ReLU -> max-pool, computed here in numpy, while BatchNorm's scale is positive."""
+    cfg = Config(duration=0.25, front_end="wave")
+    model = build_model(cfg)
+    rng = np.random.default_rng(1)
+    bn = model.get_layer("wave_bn")
+    gamma, beta = rng.uniform(0.5, 2, 24), rng.normal(size=24)
+    mean, var = rng.normal(scale=0.1, size=24), rng.uniform(0.5, 2, 24)
+    bn.set_weights([w.astype("float32") for w in (gamma, beta, mean, var)])
+    x = rng.normal(scale=0.1, size=(2, cfg.n_samples)).astype("float32")
+    sinc_out, relu_out = (np.asarray(keras.Model(model.input, model.get_layer(name).output)(
+        x, training=False)) for name in ("sinc", "wave_relu"))
+    normed = np.maximum((sinc_out - mean) / np.sqrt(var + bn.epsilon) * gamma + beta, 0)
+    frames = normed.reshape(2, cfg.n_samples // 4, 4, 24).max(axis=2)
+    np.testing.assert_allclose(relu_out, frames, rtol=1e-4, atol=1e-5)

@@ -40,8 +40,8 @@ def figures_dir() -> Path:
 
 # The models the notebooks train or build, by name: Config fields that differ from the defaults
 VARIANTS = {
-    "lcnn": {},  # the default: a Light CNN on a fixed log-mel filter bank
-    "sinc": {"front_end": "sinc"},  # the same LCNN on learnable sinc filters (notebook 2)
+    "lcnn": {},  # the default: a Light CNN on the waveform front end
+    "sinc": {"front_end": "sinc"},  # the same LCNN on sinc band energies (notebook 2)
     # the project's original ReLU CNN, with the LCNN's level normalisation (better with it:
     # bench/ablation.md, "LCNN and baseline")
     "baseline": {"model": "baseline"},

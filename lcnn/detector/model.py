@@ -1,4 +1,4 @@
-"""The models: a Light CNN on a log-mel (default), learnable SincConv or waveform front end,
+"""The models: a Light CNN on a waveform (default), log-mel or learnable SincConv front end,
 and the baseline, the original project's ReLU CNN.
 
 Both take a float32 waveform of `cfg.n_samples` samples at `cfg.sample_rate` and output one
@@ -8,16 +8,16 @@ lcnn.detector.calibration).
 The LCNN first scales each clip to zero mean and unit variance (`input_norm`), then turns it
 into features per frame (`front_end`), 250 frames per second with the defaults (a 4 ms
 hop; the LFCC-LCNN baseline uses 10 ms):
-- "mel" (default) or "linear": LogFilterbank, log energies of triangular bands of a 25-ms
-  short-time power spectrum; nothing is learnt;
+- "wave" (default): no band energies; the baseline's full-rate sinc layer and convolutions
+  with max-pooling (waveform_front_end);
+- "mel" or "linear": LogFilterbank, log energies of triangular bands of a 25-ms short-time
+  power spectrum; nothing is learnt;
 - "sinc": SincNet's learnable band-pass filters, computed only every `sinc_stride`-th output
   sample so that 2-s clips at 16 kHz train fast on a CPU, then EnergyPooling1D (the RMS, or
-  with `sinc_log` the log energy, of each group of `sinc_pool` outputs);
-- "wave": no band energies; the baseline's full-rate sinc layer and convolutions with
-  max-pooling (waveform_front_end), at the same frame rate.
+  with `sinc_log` the log energy, of each group of `sinc_pool` outputs).
 Which is better on the demo corpus, and by how much, is in bench/ablation.md (three seeds per
-setting): of the energy front ends log-mel, then sinc with log energies, then sinc with RMS;
-"wave" is better than all of them (the "LCNN and baseline" table).
+setting): "wave", then of the energy front ends log-mel, then sinc with log energies, then
+sinc with RMS.
 """
 
 from __future__ import annotations
@@ -148,28 +148,28 @@ def front_end(cfg: Config, waveform):
     return EnergyPooling1D(cfg.sinc_pool, log=cfg.sinc_log, name="energy")(x)
 
 
-def _full_rate_sinc(cfg: Config, waveform, prefix: str):
-    """The baseline's first layers: BASELINE_SINC sinc filters at the full rate -> BatchNorm
-    (Keras' default momentum, as the baseline always had) -> ReLU, named <prefix>_bn/_relu."""
-    x = SincConv1D(*BASELINE_SINC, sample_rate=cfg.sample_rate,
-                   name="sinc")(_as_channels(cfg, waveform))
-    x = layers.BatchNormalization(name=f"{prefix}_bn")(x)
-    return layers.ReLU(name=f"{prefix}_relu")(x)
-
-
 WAVE_POOLS = (4, 4, 4)  # the waveform front end's max-pools: a 64-sample hop, as the others
 
 
 def waveform_front_end(cfg: Config, waveform):
     """The baseline's first layers, ending where the LCNN body starts: 24 sinc filters x 15 taps
-    at the full rate -> BatchNorm -> ReLU -> max-pool 4 -> Conv1D 32 (ReLU) -> max-pool 4 ->
+    at the full rate -> max-pool 4 -> BatchNorm -> ReLU -> Conv1D 32 (ReLU) -> max-pool 4 ->
     Conv1D `sinc_filters` (ReLU) -> max-pool 4. Nothing is reduced to band energies, so the
     fine structure of the waveform (its phase, each period's shape) can reach the body; band
     energies cannot carry it, and Griffin-Lim copies differ from real speech mostly there.
     `[batch, samples]` -> `[batch, samples / 64, sinc_filters]`; sinc_stride and sinc_pool do
-    not apply."""
-    x = _full_rate_sinc(cfg, waveform, "wave")
+    not apply.
+
+    Unlike the baseline, it pools before the BatchNorm: max-pooling commutes with the ReLU and
+    with BatchNorm's increasing per-filter scaling, so the layers compute nearly the same
+    thing, but BatchNorm, the slowest layer at the full rate, sees a quarter of the values
+    (bench/profile_step.py: 557 -> 323 ms of op time per training step of 64 clips).
+    """
+    x = SincConv1D(*BASELINE_SINC, sample_rate=cfg.sample_rate,
+                   name="sinc")(_as_channels(cfg, waveform))
     x = layers.MaxPooling1D(WAVE_POOLS[0], padding="same", name="wave_pool0")(x)
+    x = layers.BatchNormalization(name="wave_bn")(x)
+    x = layers.ReLU(name="wave_relu")(x)
     for i, (filters, pool) in enumerate(zip((32, cfg.sinc_filters), WAVE_POOLS[1:],
                                             strict=True), start=1):
         x = layers.Conv1D(filters, 3, padding="same", activation="relu", name=f"wave_conv{i}")(x)
@@ -186,7 +186,10 @@ def build_baseline(cfg: Config) -> keras.Model:
     `input_norm` applies as in the LCNN (the original design had none: ORIGINAL_BASELINE).
     """
     inputs = _waveform_input(cfg)
-    x = _full_rate_sinc(cfg, _level(cfg, inputs), "sinc")
+    x = SincConv1D(*BASELINE_SINC, sample_rate=cfg.sample_rate,
+                   name="sinc")(_as_channels(cfg, _level(cfg, inputs)))
+    x = layers.BatchNormalization(name="sinc_bn")(x)  # Keras' default momentum, as it had
+    x = layers.ReLU(name="sinc_relu")(x)
     for i, filters in enumerate((16, 32, 64), start=1):
         x = layers.Conv1D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
         x = layers.MaxPooling1D(4, padding="same", name=f"pool{i}")(x)

@@ -50,30 +50,36 @@ def _end_epoch(run_dir: Path, model, score, val_ds, val_clips, state: dict, pati
     """After each epoch: validation EER (returned), history, best and last model, early
     stopping.
 
+    The best epoch has the lowest validation EER; among epochs of equal EER, the lowest
+    validation Cllr of the raw scores (lcnn.metrics.raw_llr; a class-balanced cross-entropy).
+    Small validation splits often reach an EER of 0 well before the scores stop improving, and
+    the EER alone would then keep the first of those epochs.
     The progress lives in state.json next to the checkpoints (not in memory, as Keras'
     EarlyStopping and ModelCheckpoint keep theirs), so a resumed run stops at the same point
     as an uninterrupted one. Under multiworker every worker scores the validation split itself
     and then takes the chief's verdict (diverged, EER), so all of them stop at the same epoch.
     """
-    from lcnn.metrics import compute_eer
+    from lcnn.metrics import cllr, compute_eer, raw_llr
 
     scores = score(val_ds)  # lcnn.detector.loop.scorer
     finite = bool(np.all(np.isfinite(scores)))
-    eer = compute_eer(val_clips.labels, scores)[0] if finite else np.nan
-    diverged, eer = distribute.share_from_chief(strategy, np.array([not finite, eer]))
+    eer, val_cllr = ((compute_eer(val_clips.labels, scores)[0],
+                      cllr(val_clips.labels, raw_llr(scores))) if finite else (np.nan, np.nan))
+    diverged, eer, val_cllr = distribute.share_from_chief(
+        strategy, np.array([not finite, eer, val_cllr]))
     if diverged:  # this epoch's weights are useless
         raise DivergedError(
             f"training diverged in epoch {epoch + 1} (the model's outputs are NaN or "
             f"inf); {run_dir} keeps the last good epoch: train again with a lower "
             "--learning_rate (--overwrite), or --resume to retry from that epoch")
-    eer = float(eer)
-    row = {"epoch": epoch + 1, **logs, "val_eer": eer,
+    eer, val_cllr = float(eer), float(val_cllr)
+    row = {"epoch": epoch + 1, **logs, "val_eer": eer, "val_cllr": val_cllr,
            "learning_rate": float(model.optimizer.learning_rate), "seconds": seconds}
     history = runs.read_history(run_dir / runs.HISTORY)
     history = [r for r in history if r["epoch"] < epoch + 1] + [row]
     runs.write_history(run_dir / runs.HISTORY, history)
-    if state["best_eer"] is None or eer < state["best_eer"]:
-        state.update(best_eer=eer, best_epoch=epoch + 1, wait=0)
+    if _better(eer, val_cllr, state):
+        state.update(best_eer=eer, best_cllr=val_cllr, best_epoch=epoch + 1, wait=0)
         runs.atomic_save_model(model, run_dir / runs.BEST)
         runs.write_scores(run_dir / "scores-validation.tsv", val_clips.files, scores,
                           val_clips.labels)
@@ -88,8 +94,17 @@ def _end_epoch(run_dir: Path, model, score, val_ds, val_clips, state: dict, pati
     return eer
 
 
-NEW_STATE = {"epoch": 0, "best_eer": None, "best_epoch": 0, "wait": 0, "stopped_early": False,
-             "finished": False}
+def _better(eer: float, val_cllr: float, state: dict) -> bool:
+    """Whether an epoch's validation EER and Cllr beat the best so far (a run saved before
+    best_cllr was kept has none: then an equal EER counts as better)."""
+    best = state["best_eer"]
+    best_cllr = state.get("best_cllr")
+    return best is None or eer < best or (
+        eer == best and (best_cllr is None or val_cllr < best_cllr))
+
+
+NEW_STATE = {"epoch": 0, "best_eer": None, "best_cllr": None, "best_epoch": 0, "wait": 0,
+             "stopped_early": False, "finished": False}
 
 
 def _changed_settings(saved: dict, cfg: Config, data: dict) -> list[str]:
@@ -180,20 +195,22 @@ def _already_finished(run_dir: Path, state: dict | None, verbose: int) -> bool:
     return True
 
 
-# state.json's progress, in the order share_from_chief sends it (best_eer None as NaN)
-_PROGRESS = ("epoch", "best_eer", "best_epoch", "wait", "stopped_early", "finished")
+# state.json's progress, in the order share_from_chief sends it (None as NaN)
+_PROGRESS = ("epoch", "best_eer", "best_cllr", "best_epoch", "wait", "stopped_early",
+             "finished")
 
 
 def _chief_state(strategy, state: dict) -> dict:
     """The chief's progress on every worker (the others start from a fresh temporary folder)."""
-    values = [np.nan if state[k] is None else float(state[k]) for k in _PROGRESS]
+    values = [np.nan if state.get(k) is None else float(state[k]) for k in _PROGRESS]
     shared = distribute.share_from_chief(strategy, np.array(values))
     progress = dict(zip(_PROGRESS, shared.tolist(), strict=True))
     for key in ("epoch", "best_epoch", "wait"):
         progress[key] = int(progress[key])
     for key in ("stopped_early", "finished"):
         progress[key] = bool(progress[key])
-    progress["best_eer"] = None if np.isnan(progress["best_eer"]) else progress["best_eer"]
+    for key in ("best_eer", "best_cllr"):
+        progress[key] = None if np.isnan(progress[key]) else progress[key]
     return {**state, **progress}
 
 
