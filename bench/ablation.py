@@ -46,7 +46,7 @@ import numpy as np
 
 from bench.common import ROOT, THREADS, atomic_write, epoch_speeds, summary, unseen_attacks
 from bench.report import update_readme
-from lcnn.config import ORIGINAL_BASELINE, Config
+from lcnn.config import BEFORE_FIELD, ORIGINAL_BASELINE, Config
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # (name, Config overrides). Every front end gives the LCNN body 64 bands at a 64-sample hop.
@@ -475,7 +475,9 @@ def render(stored: dict) -> str:
         if name not in stored:
             continue
         t = stored[name]
-        parts.append(f"### {heading}\n\n`{t['command']}`, {t['date']}, {t['epochs']} epochs "
+        default = t["config"].get("front_end", BEFORE_FIELD["front_end"])
+        parts.append(f"### {heading}\n\n`{t['command']}`, {t['date']}, \"default\" = the "
+                     f"front end `{default}`, {t['epochs']} epochs "
                      f"(early stopping patience {t['patience']}), seeds "
                      f"{', '.join(map(str, t['seeds']))}, {t['threads']} threads, "
                      f"{t['seconds']:.0f} s.\n\n{render_table(t['rows'], t['unseen'])}")

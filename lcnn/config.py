@@ -97,9 +97,10 @@ class Config:
     augment_telephone: bool = False  # 8 kHz, 300-3,400 Hz
     augment_rawboost: str = ""  # RawBoost algorithms in series, e.g. "12"; "" = off
     augment_variants: int = 4
-    # SpecAugment's frequency masking (Park et al., 2019) on the LCNN's band energies: each
-    # training clip loses a random run of 0..N adjacent bands (lcnn.detector.layers.BandMask);
-    # 0 = off. It acts inside the model, on the fly, so it needs no cached copies.
+    # SpecAugment's frequency masking (Park et al., 2019) on the features the LCNN body reads:
+    # each training clip loses a random run of 0..N adjacent ones (lcnn.detector.layers.BandMask);
+    # bands of an energy front end, channels of "wave" (not frequency bands there). 0 = off.
+    # It acts inside the model, on the fly, so it needs no cached copies.
     augment_band_mask: int = 0
     seed: int = 42
 

@@ -21,7 +21,7 @@ from lcnn.app.cli import main
 TESTS = Path(__file__).resolve().parent
 # A fresh process per training: logical devices and TF_CONFIG must be set before TensorFlow
 # starts. argv: data, run folder, strategy, Config overrides (JSON). The sinc front end: with
-# the default log-mel one the runs part after a few steps (see lcnn.detector.distribute).
+# the log-mel one the runs part after a few steps (see lcnn.detector.distribute).
 SCRIPT = """
 import dataclasses, json, sys
 sys.path.insert(0, sys.argv[5])

@@ -143,19 +143,25 @@ def test_int8_keeps_the_front_end_float(run_dir, exported, tmp_path):
     from lcnn.detector.export import convert_model
     from lcnn.detector.model import build_model
 
-    model = runs.load_model(run_dir)  # the default: a log-mel filter bank
-    bank = model.get_layer("filterbank").weights_.T.shape  # TFLite's fully connected [out, in]
+    def taps(model):  # the sinc taps as TFLite's conv kernel [out, 1, kernel, in]
+        sinc = model.get_layer("sinc")
+        return (sinc.filters, 1, sinc.kernel_size, 1)
+
+    model = runs.load_model(run_dir)  # the default: the waveform front end
     conv1 = model.get_layer("conv1").kernel.shape  # [kernel, in, out]
     conv1 = (conv1[2], 1, conv1[0], conv1[1])  # TFLite's [out, 1, kernel, in]
     int8, flt = _constants(exported["int8"]), _constants(exported["float"])
-    assert int8[bank] == flt[bank] == {"FLOAT32"}
+    assert int8[taps(model)] == flt[taps(model)] == {"FLOAT32"}
     assert int8[conv1] == {"INT8"} and flt[conv1] == {"FLOAT32"}
-    sinc_model = build_model(dataclasses.replace(CFG, front_end="sinc"))
-    sinc = sinc_model.get_layer("sinc")
-    path = tmp_path / "sinc-int8.tflite"
-    path.write_bytes(convert_model(sinc_model, int8=True))
-    taps = (sinc.filters, 1, sinc.kernel_size, 1)
-    assert _constants(path)[taps] == {"FLOAT32"}
+    front_weights = {  # the other front ends' weights, which int8 must leave float32 too
+        "sinc": taps,  # 64 x 129 taps: large enough for TFLite to quantise them
+        "mel": lambda m: m.get_layer("filterbank").weights_.T.shape,  # fully connected [out, in]
+    }
+    for front_end, shape in front_weights.items():
+        other = build_model(dataclasses.replace(CFG, front_end=front_end))
+        path = tmp_path / f"{front_end}-int8.tflite"
+        path.write_bytes(convert_model(other, int8=True))
+        assert _constants(path)[shape(other)] == {"FLOAT32"}, front_end
 
 
 def test_int8_weights_are_the_models_rounded_to_int8(run_dir, exported):

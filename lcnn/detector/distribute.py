@@ -24,7 +24,7 @@ them once, so a step equals one device's, clipping included (tests/test_distribu
   and training resumes after the last epoch the chief saved.
 
 Equal within float error to one device for the sinc front end (tests/test_distribute.py).
-With the log-mel front end (the default) `mirrored` and `multiworker` drift from one device
+With the log-mel front end `mirrored` and `multiworker` drift from one device
 by float rounding: the first step agrees, later ones part further. Keras' synchronised
 BatchNorm (variance as E[x^2] - E[x]^2 in float32) is one source; why the log-mel model
 amplifies such rounding more than the sinc model is not known yet.

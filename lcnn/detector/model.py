@@ -104,8 +104,8 @@ def _level(cfg: Config, waveform):
 def build_lcnn(cfg: Config) -> keras.Model:
     """A Light CNN (Max-Feature-Map activations) on the front end `cfg.front_end` names.
 
-    level normalisation -> band energies per frame (`front_end`) -> BatchNorm -> (in training,
-    with `augment_band_mask`, SpecAugment band masking) -> nine Conv1D +
+    level normalisation -> features per frame (`front_end`) -> BatchNorm -> (in training,
+    with `augment_band_mask`, SpecAugment-style masking of those features) -> nine Conv1D +
     MFM layers with BatchNorm and max-pooling where the LFCC-LCNN baseline has them -> global
     average and max pooling -> Dense + MFM -> dropout -> sigmoid.
     """
