@@ -457,6 +457,34 @@ def test_patience_counts_epochs_without_a_better_eer(tmp_path, patience, stops_a
     assert state["best_epoch"] == 1 and state["best_eer"] == 0.0
 
 
+def test_an_equal_eer_with_a_lower_cllr_is_a_better_epoch(tmp_path):
+    """Three epochs at validation EER 0: the second's scores are further apart (lower Cllr, as
+    computed here by hand) and becomes the best; the third, closer again, does not."""
+    from types import SimpleNamespace
+
+    labels = np.array([0, 0, 1, 1])
+    close, apart = [0.4, 0.45, 0.55, 0.6], [0.1, 0.2, 0.8, 0.9]
+
+    def cllr_by_hand(scores):  # raw score s read as P(fake): LLR(real vs fake) = ln((1-s)/s)
+        llr = np.log1p(-np.array(scores)) - np.log(scores)
+        return (np.mean(np.log2(1 + np.exp(-llr[labels == 0])))
+                + np.mean(np.log2(1 + np.exp(llr[labels == 1])))) / 2
+
+    clips = SimpleNamespace(labels=labels, files=[f"f{i}.wav" for i in range(4)])
+    state = dict(NEW_STATE)
+    model = _FakeModel([close, apart, close])
+    for epoch in range(3):
+        _end_epoch(tmp_path, model, clips, state, 5, epoch, 1.0)
+    assert (state["best_epoch"], state["best_eer"], state["wait"]) == (2, 0.0, 1)
+    assert state["best_cllr"] == pytest.approx(cllr_by_hand(apart))
+    history = runs.read_history(tmp_path / runs.HISTORY)
+    assert [r["val_cllr"] for r in history] == pytest.approx(
+        [cllr_by_hand(s) for s in (close, apart, close)])
+    old = {k: v for k, v in state.items() if k != "best_cllr"}  # a run saved before best_cllr
+    _end_epoch(tmp_path, _FakeModel([close]), clips, old, 5, 3, 1.0)
+    assert old["best_epoch"] == 4  # nothing to compare with: an equal EER counts as better
+
+
 def test_a_diverged_epoch_is_one_error_and_keeps_the_last_good_one(tmp_path):
     """NaN validation scores (training diverged) end training with one LcnnError; the state
     and the models of the last good epoch stay as they were."""
