@@ -2,7 +2,7 @@
 
 Usage (from the repository root): python -m bench.ablation [--data data/demo] [--seeds 42 43 44]
                                      [--quick] [--tables front_end model fusion augment transfer]
-                                     [--holdouts attack speaker]
+                                     [--holdouts attack speaker] [--rows NAME ...]
 
 front_end: the default Config with a few front-end fields changed (see SETTINGS), trained
 with lcnn.detector.train.train (same epochs, augmentation, early stopping and seed) on the demo
@@ -90,6 +90,9 @@ AUGMENT_SETTINGS = [
     ("band masking (up to 8 of 64 bands)", {"augment_band_mask": 8}),
     ("codec + reverb + RawBoost 1+2", {"augment_codec": True, "augment_reverb": True,
                                        "augment_rawboost": "12"}),
+    # the channels that cost the waveform LCNN most: AMR-NB (a codec), the room, the phone band
+    ("codec + reverb + telephone copies", {"augment_codec": True, "augment_reverb": True,
+                                           "augment_telephone": True}),
     # With K copies a training row is a copy K/(K+1) of the time (4/5 by default); one copy
     # makes it half.
     ("codec, 1 copy (half the rows clean)", {"augment_codec": True, "augment_variants": 1}),
@@ -433,6 +436,11 @@ def fusion_table(rows: list[dict], unseen: list[str]) -> str:
     return "\n".join(lines)
 
 
+def picked(settings, rows: list[str]):
+    """The (name, overrides) settings whose run-folder name (slug) is in rows; all if empty."""
+    return [s for s in settings if not rows or slug(s[0]) in rows]
+
+
 def settings_rows(settings, run, data_path: Path, out_dir: Path, base: Config,
                   seeds: list[int], unseen: list[str]) -> list[dict]:
     """Train every (name, overrides) setting once per seed with `run`."""
@@ -485,19 +493,26 @@ def render(stored: dict) -> str:
     return "\n\n".join(parts)
 
 
+def _stored_tables(json_path: Path) -> dict:
+    """The tables in ablation.json (none if it does not exist), without the old single-run
+    layout's keys."""
+    stored = json.loads(json_path.read_text()) if json_path.exists() else {}
+    return {k: v for k, v in stored.items() if k in TABLES}
+
+
 def run_table(name: str, args, base: Config, out_dir: Path, unseen: list[str]) -> list[dict]:
     """Train and evaluate every row of one table."""
     if name == "front_end":
-        return settings_rows(SETTINGS, train_setting, args.data, out_dir, base, args.seeds,
-                             unseen)
+        return settings_rows(picked(SETTINGS, args.rows), train_setting, args.data, out_dir,
+                             base, args.seeds, unseen)
     if name == "model":
-        return settings_rows(MODEL_SETTINGS, augment_setting, args.data, out_dir, base,
-                             args.seeds, unseen)
+        return settings_rows(picked(MODEL_SETTINGS, args.rows), augment_setting, args.data,
+                             out_dir, base, args.seeds, unseen)
     if name == "fusion":
         return fusion_rows(args.data, out_dir, base, args.seeds, unseen)
     if name == "augment":
-        return settings_rows(AUGMENT_SETTINGS, augment_setting, args.data, out_dir, base,
-                             args.seeds, unseen)
+        return settings_rows(picked(AUGMENT_SETTINGS, args.rows), augment_setting, args.data,
+                             out_dir, base, args.seeds, unseen)
     return [row for column, covers in HOLDOUTS if column in args.holdouts
             for row in transfer_rows(args.data, out_dir, base, args.seeds, column, covers)]
 
@@ -516,8 +531,18 @@ def main() -> None:
     parser.add_argument("--holdouts", nargs="+", default=[c for c, _ in HOLDOUTS],
                         choices=[c for c, _ in HOLDOUTS],
                         help="the transfer table's leave-one-out columns (default: all)")
+    parser.add_argument("--rows", nargs="+", default=[], metavar="NAME",
+                        help="only these rows of the front_end, model and augment tables, by "
+                             "run-folder name (e.g. default codec--reverb--telephone-copies); "
+                             "the stored table then holds just them")
     parser.add_argument("--quick", action="store_true", help="2 epochs; checks the script only")
     args = parser.parse_args()
+    tables = {"front_end": SETTINGS, "model": MODEL_SETTINGS, "augment": AUGMENT_SETTINGS}
+    known = {slug(name) for t in args.tables for name, _ in tables.get(t, [])}
+    unknown = sorted(set(args.rows) - known)
+    if unknown:
+        parser.error(f"--rows: {', '.join(unknown)} not in the tables {', '.join(args.tables)}; "
+                     f"valid: {', '.join(sorted(known))}")
     set_threads(THREADS)
     tf.get_logger().setLevel("ERROR")
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")
@@ -527,12 +552,12 @@ def main() -> None:
         base = dataclasses.replace(base, epochs=2)
     out_dir = ROOT / "runs" / ("ablation-quick" if args.quick else "ablation")
     json_path = out_dir / "ablation.json" if args.quick else ROOT / "bench" / "ablation.json"
-    stored = json.loads(json_path.read_text()) if json_path.exists() else {}
-    stored = {k: v for k, v in stored.items() if k in TABLES}  # drops the old single-run layout
     unseen = unseen_attacks(args.data)
     for name in args.tables:
         started = time.perf_counter()
         rows = run_table(name, args, base, out_dir, unseen)
+        # read again just before writing: another ablation may have stored a table meanwhile
+        stored = _stored_tables(json_path)
         stored[name] = {
             "command": " ".join(["python -m bench.ablation", *sys.argv[1:]]),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -541,7 +566,7 @@ def main() -> None:
             "patience": base.patience, "seeds": args.seeds, "unseen": unseen,
             "seconds": time.perf_counter() - started, "rows": rows}
         atomic_write(json_path, json.dumps(stored, indent=2) + "\n")  # each table as it ends
-    text = render(stored)
+    text = render(_stored_tables(json_path))
     print(text)
     if not args.quick:
         update_readme(ROOT / "bench" / "ablation.md", text, testing_note(args.data))
