@@ -191,3 +191,13 @@ def test_fusion_table_gives_the_fused_metrics_over_the_seeds_that_finished():
             "0.400 ± 0.000 [0.400, 0.400] (0.400, 0.400) | 0.700 ± 0.000 [0.700, 0.700] "
             "(0.700, 0.700) | 15.0 ± 7.1 [-48.5, 78.5] (10.0, 20.0) | -1.00, -2.50; b 0.25 |"
             ) in fusion_table(rows, ["x"])
+
+
+def test_rows_are_picked_by_run_folder_name():
+    from bench.ablation import AUGMENT_SETTINGS, picked, slug
+
+    chosen = picked(AUGMENT_SETTINGS, ["default", "codec--reverb--telephone-copies"])
+    assert [slug(name) for name, _ in chosen] == ["default", "codec--reverb--telephone-copies"]
+    assert chosen[0][1] == {}  # the default: no channel augmentation
+    assert picked(AUGMENT_SETTINGS, []) == AUGMENT_SETTINGS
+    assert len({slug(name) for name, _ in AUGMENT_SETTINGS}) == len(AUGMENT_SETTINGS)
