@@ -154,16 +154,19 @@ WAVE_POOLS = (4, 4, 4)  # the waveform front end's max-pools: a 64-sample hop, a
 def waveform_front_end(cfg: Config, waveform):
     """The baseline's first layers, ending where the LCNN body starts: 24 sinc filters x 15 taps
     at the full rate -> max-pool 4 -> BatchNorm -> ReLU -> Conv1D 32 (ReLU) -> max-pool 4 ->
-    Conv1D `sinc_filters` (ReLU) -> max-pool 4. Nothing is reduced to band energies, so the
-    fine structure of the waveform (its phase, each period's shape) can reach the body; band
-    energies cannot carry it, and Griffin-Lim copies differ from real speech mostly there.
+    Conv1D `sinc_filters` (ReLU) -> max-pool 4. Nothing is reduced to band energies: the
+    convolutions combine the signed outputs of all 24 filters at 4 kHz and 1 kHz, so detail
+    within a frame (how the filtered signals line up in time, which a vocoder's phase changes)
+    can reach the body; band energies cannot carry it, and Griffin-Lim copies differ from real
+    speech mostly there.
     `[batch, samples]` -> `[batch, samples / 64, sinc_filters]`; sinc_stride and sinc_pool do
     not apply.
 
     Unlike the baseline, it pools before the BatchNorm: max-pooling commutes with the ReLU and
-    with BatchNorm's increasing per-filter scaling, so the layers compute nearly the same
-    thing, but BatchNorm, the slowest layer at the full rate, sees a quarter of the values
-    (bench/profile_step.py: 557 -> 323 ms of op time per training step of 64 clips).
+    with BatchNorm's per-filter scaling while that scale is positive, so the layers compute
+    nearly the same thing (BatchNorm's statistics are those of the pooled values), but
+    BatchNorm, the slowest layer at the full rate (`python -m bench.profile_step --set
+    front_end=wave`), sees a quarter of the values.
     """
     x = SincConv1D(*BASELINE_SINC, sample_rate=cfg.sample_rate,
                    name="sinc")(_as_channels(cfg, waveform))

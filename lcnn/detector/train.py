@@ -54,10 +54,12 @@ def _end_epoch(run_dir: Path, model, score, val_ds, val_clips, state: dict, pati
     validation Cllr of the raw scores (lcnn.metrics.raw_llr; a class-balanced cross-entropy).
     Small validation splits often reach an EER of 0 well before the scores stop improving, and
     the EER alone would then keep the first of those epochs.
+
     The progress lives in state.json next to the checkpoints (not in memory, as Keras'
     EarlyStopping and ModelCheckpoint keep theirs), so a resumed run stops at the same point
     as an uninterrupted one. Under multiworker every worker scores the validation split itself
-    and then takes the chief's verdict (diverged, EER), so all of them stop at the same epoch.
+    and then takes the chief's verdict (diverged, EER, Cllr), so all of them stop at the same
+    epoch.
     """
     from lcnn.metrics import cllr, compute_eer, raw_llr
 
