@@ -500,19 +500,20 @@ def _stored_tables(json_path: Path) -> dict:
     return {k: v for k, v in stored.items() if k in TABLES}
 
 
+# The tables made of (name, overrides) settings: their settings and how each run is measured
+SETTINGS_TABLES = {"front_end": (SETTINGS, train_setting),
+                   "model": (MODEL_SETTINGS, augment_setting),
+                   "augment": (AUGMENT_SETTINGS, augment_setting)}
+
+
 def run_table(name: str, args, base: Config, out_dir: Path, unseen: list[str]) -> list[dict]:
     """Train and evaluate every row of one table."""
-    if name == "front_end":
-        return settings_rows(picked(SETTINGS, args.rows), train_setting, args.data, out_dir,
-                             base, args.seeds, unseen)
-    if name == "model":
-        return settings_rows(picked(MODEL_SETTINGS, args.rows), augment_setting, args.data,
-                             out_dir, base, args.seeds, unseen)
+    if name in SETTINGS_TABLES:
+        settings, run = SETTINGS_TABLES[name]
+        return settings_rows(picked(settings, args.rows), run, args.data, out_dir, base,
+                             args.seeds, unseen)
     if name == "fusion":
         return fusion_rows(args.data, out_dir, base, args.seeds, unseen)
-    if name == "augment":
-        return settings_rows(picked(AUGMENT_SETTINGS, args.rows), augment_setting, args.data,
-                             out_dir, base, args.seeds, unseen)
     return [row for column, covers in HOLDOUTS if column in args.holdouts
             for row in transfer_rows(args.data, out_dir, base, args.seeds, column, covers)]
 
@@ -537,8 +538,7 @@ def main() -> None:
                              "the stored table then holds just them")
     parser.add_argument("--quick", action="store_true", help="2 epochs; checks the script only")
     args = parser.parse_args()
-    tables = {"front_end": SETTINGS, "model": MODEL_SETTINGS, "augment": AUGMENT_SETTINGS}
-    known = {slug(name) for t in args.tables for name, _ in tables.get(t, [])}
+    known = {slug(name) for t in args.tables for name, _ in SETTINGS_TABLES.get(t, ([],))[0]}
     unknown = sorted(set(args.rows) - known)
     if unknown:
         parser.error(f"--rows: {', '.join(unknown)} not in the tables {', '.join(args.tables)}; "
