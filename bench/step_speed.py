@@ -23,15 +23,12 @@ from lcnn.config import Config
 from lcnn.io import atomic_write_text
 
 
-def epoch_with_step(model, cfg: Config, dataset, weights, strategy=None):
-    """A function that trains one epoch of `dataset` with lcnn's own step, on one device or
-    under `strategy` (the model built and compiled in its scope)."""
-    import tensorflow as tf
-
+def epoch_with_step(model, cfg: Config, dataset, weights, strategy):
+    """A function that trains one epoch of `dataset` with lcnn's own step under `strategy`
+    (the model built and compiled for it: _compiled)."""
     from lcnn.detector import loop
     from lcnn.detector.train import focal_loss
 
-    strategy = strategy or tf.distribute.get_strategy()
     step = loop.TrainStep(model, strategy, focal_loss(cfg), weights)
     batches = loop.distributed(strategy, dataset)
 
@@ -42,20 +39,14 @@ def epoch_with_step(model, cfg: Config, dataset, weights, strategy=None):
     return epoch
 
 
-def _compiled(cfg: Config, steps: int, strategy=None):
-    """The model of cfg, compiled as lcnn.detector.train compiles it (in strategy's scope)."""
-    import contextlib
-
-    from lcnn.detector import distribute
+def _compiled(cfg: Config, steps: int, strategy):
+    """The model of cfg, built and compiled as lcnn.detector.train does under `strategy`."""
     from lcnn.detector.model import build_model
-    from lcnn.detector.train import compile_model
+    from lcnn.detector.train import prepare_to_train
 
-    with strategy.scope() if strategy else contextlib.nullcontext():
+    with strategy.scope():
         model = build_model(cfg)
-        compile_model(model, cfg, steps_per_epoch=steps)
-        if strategy:
-            model.optimizer.build(model.trainable_variables)
-            distribute.prepare_model(model, strategy)
+    prepare_to_train(model, cfg, steps, strategy)
     return model
 
 
@@ -68,23 +59,24 @@ def measure(data_path: Path, repeats: int, mirrored: int = 0) -> dict:
     from lcnn.detector import data, distribute
     from lcnn.runtime import set_threads
 
-    strategy = None
-    if mirrored:  # before TensorFlow runs anything: it splits the CPU into logical devices
+    several = None
+    if mirrored:  # first, before TensorFlow runs anything: it splits the CPU into devices
         os.environ[distribute.CPU_DEVICES] = str(mirrored)
-        strategy = distribute.make_strategy("mirrored")
+        several = distribute.make_strategy("mirrored")
+    one = distribute.make_strategy("auto")
     set_threads(THREADS)
     cfg = Config(threads=THREADS)
     clips = data.load_split(data_path, "training", cfg, progress=False)
     dataset = data.make_dataset(clips, cfg, training=True)
     weights = data.class_weights(clips.labels)
     steps = len(clips) // cfg.batch_size + 1
-    step = epoch_with_step(_compiled(cfg, steps), cfg, dataset, weights)
+    step = epoch_with_step(_compiled(cfg, steps, one), cfg, dataset, weights, one)
     if mirrored:
         other = f"mirrored x{mirrored}"
-        fns = {"step": step, other: epoch_with_step(_compiled(cfg, steps, strategy), cfg,
-                                                    dataset, weights, strategy)}
+        fns = {"step": step, other: epoch_with_step(_compiled(cfg, steps, several), cfg,
+                                                    dataset, weights, several)}
     else:
-        other, fit_model = "fit", _compiled(cfg, steps)
+        other, fit_model = "fit", _compiled(cfg, steps, one)
         fns = {"step": step, "fit": lambda: fit_model.fit(dataset, epochs=1, verbose=0,
                                                           class_weight=weights, shuffle=False)}
     times = interleaved(fns, repeats)

@@ -45,6 +45,15 @@ def compile_model(model, cfg: Config, steps_per_epoch: int) -> None:
     )
 
 
+def prepare_to_train(model, cfg: Config, steps_per_epoch: int, strategy) -> None:
+    """Compile model (built in strategy's scope) as training does, create its optimizer's
+    variables on every replica, and synchronise its BatchNorm over the replicas."""
+    with strategy.scope():
+        compile_model(model, cfg, steps_per_epoch)
+        model.optimizer.build(model.trainable_variables)
+        distribute.prepare_model(model, strategy)
+
+
 def _end_epoch(run_dir: Path, model, score, val_ds, val_clips, state: dict, patience: int,
                epoch: int, logs: dict[str, float], seconds: float, strategy) -> float:
     """After each epoch: validation EER (returned), history, best and last model, early
@@ -319,10 +328,7 @@ def _fit(model, run_dir: Path, cfg: Config, state: dict, train_clips, val_clips,
     start = state["epoch"]
     # the chief's last.keras: weights, optimizer state and the schedule's position
     resumed = runs.load_model(run_dir, runs.LAST) if start > 0 and chief else None
-    with strategy.scope():
-        compile_model(model, cfg, steps)
-        model.optimizer.build(model.trainable_variables)
-        distribute.prepare_model(model, strategy)
+    prepare_to_train(model, cfg, steps, strategy)
     if start > 0:
         _restore(model, resumed, strategy)
         if verbose:
