@@ -148,6 +148,13 @@ def front_end(cfg: Config, waveform):
     return EnergyPooling1D(cfg.sinc_pool, log=cfg.sinc_log, name="energy")(x)
 
 
+def _full_rate_sinc(cfg: Config, waveform):
+    """The BASELINE_SINC filters at every sample, the first layer of the baseline and of the
+    waveform front end: `[batch, samples]` -> `[batch, samples, 24]`."""
+    return SincConv1D(*BASELINE_SINC, sample_rate=cfg.sample_rate,
+                      name="sinc")(_as_channels(cfg, waveform))
+
+
 WAVE_POOLS = (4, 4, 4)  # the waveform front end's max-pools: a 64-sample hop, as the others
 
 
@@ -168,8 +175,7 @@ def waveform_front_end(cfg: Config, waveform):
     BatchNorm, the slowest layer at the full rate (`python -m bench.profile_step --set
     front_end=wave`), sees a quarter of the values.
     """
-    x = SincConv1D(*BASELINE_SINC, sample_rate=cfg.sample_rate,
-                   name="sinc")(_as_channels(cfg, waveform))
+    x = _full_rate_sinc(cfg, waveform)
     x = layers.MaxPooling1D(WAVE_POOLS[0], padding="same", name="wave_pool0")(x)
     x = layers.BatchNormalization(name="wave_bn")(x)
     x = layers.ReLU(name="wave_relu")(x)
@@ -189,8 +195,7 @@ def build_baseline(cfg: Config) -> keras.Model:
     `input_norm` applies as in the LCNN (the original design had none: ORIGINAL_BASELINE).
     """
     inputs = _waveform_input(cfg)
-    x = SincConv1D(*BASELINE_SINC, sample_rate=cfg.sample_rate,
-                   name="sinc")(_as_channels(cfg, _level(cfg, inputs)))
+    x = _full_rate_sinc(cfg, _level(cfg, inputs))
     x = layers.BatchNormalization(name="sinc_bn")(x)  # Keras' default momentum, as it had
     x = layers.ReLU(name="sinc_relu")(x)
     for i, filters in enumerate((16, 32, 64), start=1):
