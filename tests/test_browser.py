@@ -112,7 +112,8 @@ def page(lab):
         browser.close()
 
 
-KERNEL_IDLE = ("() => { const s = window.jupyterapp.shell.currentWidget?.sessionContext;"
+# window.jupyterapp appears only once JupyterLab has started: until then the kernel is not idle
+KERNEL_IDLE = ("() => { const s = window.jupyterapp?.shell?.currentWidget?.sessionContext;"
                " return s?.session?.kernel?.status === 'idle'; }")
 
 
