@@ -93,6 +93,12 @@ AUGMENT_SETTINGS = [
     # the channels that cost the waveform LCNN most: AMR-NB (a codec), the room, the phone band
     ("codec + reverb + telephone copies", {"augment_codec": True, "augment_reverb": True,
                                            "augment_telephone": True}),
+    # RawBoost's stationary noise (algorithm 3, coloured, 10-40 dB SNR): noise at 10 dB is the
+    # condition no other kind imitates
+    ("RawBoost 3 copies", {"augment_rawboost": "3"}),
+    ("codec + reverb + telephone + RawBoost 3 copies", {
+        "augment_codec": True, "augment_reverb": True, "augment_telephone": True,
+        "augment_rawboost": "3"}),
     # With K copies a training row is a copy K/(K+1) of the time (4/5 by default); one copy
     # makes it half.
     ("codec, 1 copy (half the rows clean)", {"augment_codec": True, "augment_variants": 1}),
@@ -516,6 +522,19 @@ def _stored_tables(json_path: Path) -> dict:
     return {k: v for k, v in stored.items() if k in TABLES}
 
 
+def merged_rows(old: dict, rows: list[dict], name: str, command: str) -> tuple[list, str]:
+    """A stored table's rows with `rows` put in place of those of the same name, in the
+    table's order, and the command that names both runs."""
+    fresh = {r["name"]: r for r in rows}
+    kept = {r["name"]: r for r in old["rows"] if r["name"] not in fresh}
+    if not kept:
+        return rows, command
+    order = [n for n, _ in SETTINGS_TABLES[name][0]]
+    both = {**kept, **fresh}
+    merged = [both[n] for n in order if n in both] + [r for n, r in both.items() if n not in order]
+    return merged, f"{old['command']} ({old['date']}), then {command}"
+
+
 # The tables made of (name, overrides) settings: their settings and how each run is measured
 SETTINGS_TABLES = {"front_end": (SETTINGS, train_setting),
                    "model": (MODEL_SETTINGS, augment_setting),
@@ -551,7 +570,7 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", default=[], metavar="NAME",
                         help="only these rows of the front_end, model and augment tables, by "
                              "run-folder name (e.g. default codec--reverb--telephone-copies); "
-                             "the stored table then holds just them")
+                             "they replace the stored rows of the same name, the others stay")
     parser.add_argument("--quick", action="store_true", help="2 epochs; checks the script only")
     args = parser.parse_args()
     known = {slug(name) for t in args.tables for name, _ in SETTINGS_TABLES.get(t, ([],))[0]}
@@ -574,8 +593,11 @@ def main() -> None:
         rows = run_table(name, args, base, out_dir, unseen)
         # read again just before writing: another ablation may have stored a table meanwhile
         stored = _stored_tables(json_path)
+        command = " ".join(["python -m bench.ablation", *sys.argv[1:]])
+        if args.rows and name in SETTINGS_TABLES and name in stored:
+            rows, command = merged_rows(stored[name], rows, name, command)
         stored[name] = {
-            "command": " ".join(["python -m bench.ablation", *sys.argv[1:]]),
+            "command": command,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "tensorflow": tf.__version__, "threads": THREADS, "data": str(args.data),
             "config": dataclasses.asdict(base), "epochs": base.epochs,

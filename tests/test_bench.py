@@ -201,3 +201,20 @@ def test_rows_are_picked_by_run_folder_name():
     assert chosen[0][1] == {}  # the default: no channel augmentation
     assert picked(AUGMENT_SETTINGS, []) == AUGMENT_SETTINGS
     assert len({slug(name) for name, _ in AUGMENT_SETTINGS}) == len(AUGMENT_SETTINGS)
+
+
+def test_rows_run_again_replace_their_stored_rows_and_keep_the_others_in_table_order():
+    from bench.ablation import AUGMENT_SETTINGS, merged_rows
+
+    names = [name for name, _ in AUGMENT_SETTINGS]
+    old = {"command": "python -m bench.ablation --tables augment", "date": "D",
+           "rows": [{"name": names[0], "runs": "old"}, {"name": names[2], "runs": "old"}]}
+    fresh = [{"name": names[2], "runs": "new"}, {"name": names[1], "runs": "new"}]
+    rows, command = merged_rows(old, fresh, "augment", "python -m bench.ablation --rows x")
+    assert [(r["name"], r["runs"]) for r in rows] == [
+        (names[0], "old"), (names[1], "new"), (names[2], "new")]
+    assert command == ("python -m bench.ablation --tables augment (D), "
+                       "then python -m bench.ablation --rows x")
+    # nothing kept: the table is just the new rows, under the new command alone
+    old["rows"] = [{"name": names[1], "runs": "old"}]
+    assert merged_rows(old, fresh, "augment", "c") == (fresh, "c")
