@@ -65,7 +65,7 @@ class Config:
     sinc_stride: int = 16  # the sinc layer only computes every 16th output sample
     sinc_pool: int = 4  # sinc outputs per frame; 16 kHz / (16 * 4) = 250 frames/s
     sinc_log: bool = False  # True: log energies instead of RMS (worse on the demo corpus)
-    sinc_trainable: bool = True  # False keeps the initial mel-spaced bank fixed (an ablation)
+    sinc_trainable: bool = True  # False keeps the sinc layer's initial bank fixed (an ablation)
     dropout: float = 0.5  # before the output layer
     # training
     # Measured on the demo corpus (one run each; bench/ablation.md has the front-end table):

@@ -171,12 +171,15 @@ def test_model_flops_counts_no_input_gradient_for_the_sinc_layer(default_model):
     assert model_flops(baseline, cfg) > model_flops(default_model, cfg)
 
 
-def test_sinc_trainable_false_freezes_only_the_filter_bank():
-    model = build_model(Config(front_end="sinc", sinc_trainable=False))
+@pytest.mark.parametrize("front_end, next_layer", [("sinc", "conv1"), ("wave", "wave_conv1")])
+def test_sinc_trainable_false_freezes_only_the_filter_bank(front_end, next_layer):
+    model = build_model(Config(front_end=front_end, sinc_trainable=False))
     assert not model.get_layer("sinc").trainable
     frozen = {w.path for w in model.non_trainable_weights}
     assert {"sinc/low_khz", "sinc/band_khz"} <= frozen
-    assert any(w.path.startswith("conv1/") for w in model.trainable_weights)
+    assert any(w.path.startswith(f"{next_layer}/") for w in model.trainable_weights)
+    assert any(w.path.startswith("sinc/") for w in build_model(
+        Config(front_end=front_end)).trainable_weights)
     with pytest.raises(ConfigError, match="sinc_trainable"):
         build_model(Config(sinc_trainable="no"))
 

@@ -152,7 +152,7 @@ def _full_rate_sinc(cfg: Config, waveform):
     """The BASELINE_SINC filters at every sample, the first layer of the baseline and of the
     waveform front end: `[batch, samples]` -> `[batch, samples, 24]`."""
     return SincConv1D(*BASELINE_SINC, sample_rate=cfg.sample_rate,
-                      name="sinc")(_as_channels(cfg, waveform))
+                      trainable=cfg.sinc_trainable, name="sinc")(_as_channels(cfg, waveform))
 
 
 WAVE_POOLS = (4, 4, 4)  # the waveform front end's max-pools: a 64-sample hop, as the others
