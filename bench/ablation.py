@@ -524,23 +524,37 @@ def _stored_tables(json_path: Path) -> dict:
     return {k: v for k, v in stored.items() if k in TABLES}
 
 
-def merged_rows(old: dict, rows: list[dict], name: str, command: str) -> tuple[list, str]:
-    """A stored table's rows with `rows` put in place of those of the same name, in the
-    table's order, and the command that names both runs."""
-    fresh = {r["name"]: r for r in rows}
-    kept = {r["name"]: r for r in old["rows"] if r["name"] not in fresh}
-    if not kept:
-        return rows, command
-    order = [n for n, _ in SETTINGS_TABLES[name][0]]
-    both = {**kept, **fresh}
-    merged = [both[n] for n in order if n in both] + [r for n, r in both.items() if n not in order]
-    return merged, f"{old['command']} ({old['date']}), then {command}"
-
-
 # The tables made of (name, overrides) settings: their settings and how each run is measured
 SETTINGS_TABLES = {"front_end": (SETTINGS, train_setting),
                    "model": (MODEL_SETTINGS, augment_setting),
                    "augment": (AUGMENT_SETTINGS, augment_setting)}
+
+
+def row_key(name: str):
+    """What identifies a row of table `name`, and the order such rows come in."""
+    if name in SETTINGS_TABLES:
+        return (lambda row: row["name"]), [n for n, _ in SETTINGS_TABLES[name][0]]
+    return (lambda row: row.get("column")), [c for c, _ in HOLDOUTS]
+
+
+def merged_rows(old: dict, rows: list[dict], name: str, command: str) -> tuple[list, str]:
+    """A stored table's rows with `rows` in place of those with the same key (row_key), in the
+    table's order, and the command that names both runs."""
+    key, order = row_key(name)
+    fresh = {key(r) for r in rows}
+    kept = [r for r in old["rows"] if key(r) not in fresh]
+    if not kept:
+        return rows, command
+    rank = {k: i for i, k in enumerate(order)}
+    merged = sorted(kept + rows, key=lambda r: rank.get(key(r), len(order)))  # stable
+    return merged, f"{old['command']} ({old['date']}), then {command}"
+
+
+def partial(name: str, args) -> bool:
+    """Whether this command recomputes only some rows of table `name` (--rows, --holdouts)."""
+    if name in SETTINGS_TABLES:
+        return bool(args.rows)
+    return name == "transfer" and set(args.holdouts) != {c for c, _ in HOLDOUTS}
 
 
 def run_table(name: str, args, base: Config, out_dir: Path, unseen: list[str]) -> list[dict]:
@@ -568,7 +582,8 @@ def main() -> None:
                         help="tables to (re)compute; the others in bench/ablation.json stay")
     parser.add_argument("--holdouts", nargs="+", default=[c for c, _ in HOLDOUTS],
                         choices=[c for c, _ in HOLDOUTS],
-                        help="the transfer table's leave-one-out columns (default: all)")
+                        help="the transfer table's leave-one-out columns (default: all); "
+                             "the stored rows of the others stay")
     parser.add_argument("--rows", nargs="+", default=[], metavar="NAME",
                         help="only these rows of the front_end, model and augment tables, by "
                              "run-folder name (e.g. default codec--reverb--telephone-copies); "
@@ -596,13 +611,15 @@ def main() -> None:
         # read again just before writing: another ablation may have stored a table meanwhile
         stored = _stored_tables(json_path)
         command = " ".join(["python -m bench.ablation", *sys.argv[1:]])
-        if args.rows and name in SETTINGS_TABLES and name in stored:
+        config = dataclasses.asdict(base)
+        # rows measured with the same base settings are kept; others would be a different default
+        if partial(name, args) and stored.get(name, {}).get("config") == config:
             rows, command = merged_rows(stored[name], rows, name, command)
         stored[name] = {
             "command": command,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "tensorflow": tf.__version__, "threads": THREADS, "data": str(args.data),
-            "config": dataclasses.asdict(base), "epochs": base.epochs,
+            "config": config, "epochs": base.epochs,
             "patience": base.patience, "seeds": args.seeds, "unseen": unseen,
             "seconds": time.perf_counter() - started, "rows": rows}
         atomic_write(json_path, json.dumps(stored, indent=2) + "\n")  # each table as it ends

@@ -218,3 +218,8 @@ def test_rows_run_again_replace_their_stored_rows_and_keep_the_others_in_table_o
     # nothing kept: the table is just the new rows, under the new command alone
     old["rows"] = [{"name": names[1], "runs": "old"}]
     assert merged_rows(old, fresh, "augment", "c") == (fresh, "c")
+    # the transfer table: rows of the leave-one-out columns not run again stay, attack first
+    old = {"command": "a", "date": "D", "rows": [{"column": "attack", "value": "x"},
+                                                 {"column": "speaker", "value": "old"}]}
+    rows, _ = merged_rows(old, [{"column": "speaker", "value": "new"}], "transfer", "b")
+    assert [r["value"] for r in rows] == ["x", "new"]
