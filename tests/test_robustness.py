@@ -14,6 +14,7 @@ import soundfile as sf
 from lcnn import channels
 from lcnn.app import cli
 from lcnn.audio import load_audio, normalize
+from lcnn.augment import channel_kinds
 from lcnn.config import Config
 from lcnn.dataset import list_files
 from lcnn.detector import data, runs
@@ -194,4 +195,11 @@ def test_train_flags_switch_each_kind_on():
     assert (cfg.augment_codec, cfg.augment_reverb, cfg.augment_telephone) == (True, True, False)
     assert cfg.augment_rawboost == "123" and cfg.augment_variants == 2
     default = cli._config_from_args(cli.build_parser().parse_args(["train", "--data_path", "x"]))
-    assert not (default.augment_codec or default.augment_reverb or default.augment_rawboost)
+    assert channel_kinds(default) == channel_kinds(Config())  # no flag: Config's defaults
+    args = cli.build_parser().parse_args(["train", "--data_path", "x", "--codec", "--no-reverb",
+                                          "--no-telephone", "--rawboost", "off"])
+    assert channel_kinds(cli._config_from_args(args)) == ["codec"]
+    args = cli.build_parser().parse_args(["train", "--data_path", "x", "--no_augment"])
+    assert channel_kinds(cli._config_from_args(args)) == []
+    args = cli.build_parser().parse_args(["train", "--data_path", "x", "--no_augment", "--codec"])
+    assert channel_kinds(cli._config_from_args(args)) == ["codec"]  # a kind named stays on

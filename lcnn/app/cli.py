@@ -29,7 +29,8 @@ def _given_settings(args) -> dict:
     given.update(args.set or {})
     if args.no_augment:
         given.update(augment_noise=False, augment_shift=False, augment_gain=False,
-                     augment_band_mask=0)
+                     augment_band_mask=0, augment_codec=False, augment_reverb=False,
+                     augment_telephone=False, augment_rawboost="")
     if args.noise:
         given["augment_noise"] = True
     given.update(_channel_settings(args))
@@ -72,10 +73,12 @@ CHANNEL_FLAGS = {"codec": "augment_codec", "reverb": "augment_reverb",
 
 
 def _channel_settings(args) -> dict:
-    """--codec, --reverb, --telephone, --rawboost, --variants as the Config fields they set
-    (only those given: switches that are off count as not given; Config checks the values)."""
+    """--[no-]codec, --[no-]reverb, --[no-]telephone, --rawboost, --variants as the Config
+    fields they set (only those given; `--rawboost off` is ""; Config checks the values)."""
     given = {field: getattr(args, flag) for flag, field in CHANNEL_FLAGS.items()}
-    return {field: value for field, value in given.items() if value not in (None, False)}
+    if given["augment_rawboost"] == "off":
+        given["augment_rawboost"] = ""
+    return {field: value for field, value in given.items() if value is not None}
 
 
 def _flag_of(field: str | None) -> str:
@@ -376,19 +379,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", type=_setting, action=_Merge, metavar="KEY=VALUE",
                        help="any other setting of lcnn.config.Config, e.g. --set duration=1.0 "
                             "(repeatable)")
-    train.add_argument("--no_augment", action="store_true", help="switch off all augmentation")
+    train.add_argument("--no_augment", action="store_true",
+                       help="switch off all augmentation, channel copies included")
     train.add_argument("--noise", action="store_true",
                        help="add white noise at 10-40 dB SNR when training (off by default)")
-    train.add_argument("--codec", action="store_true",
+    on_off = argparse.BooleanOptionalAction
+    train.add_argument("--codec", action=on_off,
                        help="train on cached codec round trips too (MP3, Opus, AMR-NB, "
                             "G.711, G.722)")
-    train.add_argument("--reverb", action="store_true",
+    train.add_argument("--reverb", action=on_off,
                        help="train on cached copies in synthetic rooms too (RT60 0.2-1.0 s)")
-    train.add_argument("--telephone", action="store_true",
+    train.add_argument("--telephone", action=on_off,
                        help="train on cached telephone-band (300-3,400 Hz) copies too")
     train.add_argument("--rawboost", metavar="ALGOS",
                        help="train on cached RawBoost copies too: algorithms 1-3 in series, "
-                            "e.g. 12")
+                            "e.g. 12; off for none")
     train.add_argument("--variants", type=int,
                        help="cached augmented copies per training clip")
     train.add_argument("--resume", action="store_true",
