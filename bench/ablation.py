@@ -45,7 +45,15 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, THREADS, atomic_write, epoch_speeds, summary, unseen_attacks
+from bench.common import (
+    ROOT,
+    THREADS,
+    atomic_write,
+    epoch_speeds,
+    parse_settings,
+    summary,
+    unseen_attacks,
+)
 from bench.report import update_readme
 from lcnn.config import BEFORE_FIELD, ORIGINAL_BASELINE, Config
 
@@ -508,13 +516,21 @@ def render(stored: dict) -> str:
         if name not in stored:
             continue
         t = stored[name]
-        default = t["config"].get("front_end", BEFORE_FIELD["front_end"])
-        parts.append(f"### {heading}\n\n`{t['command']}`, {t['date']}, \"default\" = the "
-                     f"front end `{default}`, {t['epochs']} epochs "
+        parts.append(f"### {heading}\n\n`{t['command']}`, {t['date']}, \"default\" = "
+                     f"{base_settings(t['config'])}, {t['epochs']} epochs "
                      f"(early stopping patience {t['patience']}), seeds "
                      f"{', '.join(map(str, t['seeds']))}, {t['threads']} threads, "
                      f"{t['seconds']:.0f} s.\n\n{render_table(t['rows'], t['unseen'])}")
     return "\n\n".join(parts)
+
+
+def base_settings(config: dict) -> str:
+    """A stored table's base Config, as what differs from today's defaults."""
+    today = dataclasses.asdict(Config(threads=THREADS))
+    saved = {**BEFORE_FIELD, **config}  # fields added since the table was stored
+    differ = [f"{k}={saved[k]!r}" for k in today if k != "epochs" and saved.get(k) != today[k]]
+    return (f"today's defaults except {', '.join(differ)}" if differ
+            else "today's defaults (lcnn.config.Config)")
 
 
 def _stored_tables(json_path: Path) -> dict:
@@ -588,6 +604,9 @@ def main() -> None:
                         help="only these rows of the front_end, model and augment tables, by "
                              "run-folder name (e.g. default codec--reverb--telephone-copies); "
                              "they replace the stored rows of the same name, the others stay")
+    parser.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
+                        help="base settings other than Config's defaults, for every row (e.g. "
+                             "a candidate default: --set augment_codec=true)")
     parser.add_argument("--quick", action="store_true", help="2 epochs; checks the script only")
     args = parser.parse_args()
     known = {slug(name) for t in args.tables for name, _ in SETTINGS_TABLES.get(t, ([],))[0]}
@@ -599,7 +618,7 @@ def main() -> None:
     tf.get_logger().setLevel("ERROR")
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")
 
-    base = Config(threads=THREADS)
+    base = Config(threads=THREADS, **parse_settings(args.set))
     if args.quick:
         base = dataclasses.replace(base, epochs=2)
     out_dir = ROOT / "runs" / ("ablation-quick" if args.quick else "ablation")

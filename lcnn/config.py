@@ -150,16 +150,19 @@ class Config:
 
 def parse_setting(item: str) -> tuple[str, object]:
     """One "KEY=VALUE" Config setting (the CLI's and bench's --set) as (key, value). VALUE is
-    read as JSON (4, 1e-3, true, null, "12") or else taken as text; Config checks the value
-    when it is built. Raises ConfigError naming the item when KEY is not a Config field."""
+    read as JSON (4, 1e-3, true, null, "12") or else taken as text, and a text field takes it
+    as text (augment_rawboost=12 is "12"); Config checks the value when it is built. Raises
+    ConfigError naming the item when KEY is not a Config field."""
     key, sep, text = item.partition("=")
-    known = sorted(f.name for f in dataclasses.fields(Config))
-    if not sep or key not in known:
-        raise ConfigError(f"{item!r}: expected KEY=VALUE with KEY one of {', '.join(known)}")
+    types = {f.name: f.type for f in dataclasses.fields(Config)}
+    if not sep or key not in types:
+        raise ConfigError(f"{item!r}: expected KEY=VALUE with KEY one of "
+                          f"{', '.join(sorted(types))}")
     try:
-        return key, json.loads(text)
+        value = json.loads(text)
     except ValueError:
         return key, text
+    return key, (text if types[key] in (str, "str") and not isinstance(value, str) else value)
 
 
 def canonical_model(name):

@@ -94,6 +94,8 @@ def test_set_rejects_unknown_keys(capsys):
     ("sinc_log=true", ("sinc_log", True)),
     ("focal_alpha=null", ("focal_alpha", None)),
     ('augment_rawboost="12"', ("augment_rawboost", "12")),  # JSON text: a string, not 12
+    ("augment_rawboost=12", ("augment_rawboost", "12")),  # a text field: text
+    ("sinc_filters=12", ("sinc_filters", 12)),
     ("augment_rawboost=", ("augment_rawboost", "")),
     ("model=baseline", ("model", "baseline")),  # not JSON: taken as text
     ("front_end=a=b", ("front_end", "a=b")),  # split at the first "=" only
