@@ -3,6 +3,11 @@
 Usage (from the repository root): python -m bench.ablation [--data data/demo] [--seeds 42 43 44]
                                      [--quick] [--tables front_end model fusion augment transfer]
                                      [--holdouts attack speaker] [--rows NAME ...]
+                                     [--set FIELD=VALUE ...]
+
+Every row is the base Config (Config's defaults, or those changed by --set) with the row's
+overrides. --rows and --holdouts recompute some rows of a table and keep the others, when
+those were measured with the same base Config.
 
 front_end: the default Config with a few front-end fields changed (see SETTINGS), trained
 with lcnn.detector.train.train (same epochs, augmentation, early stopping and seed) on the demo
@@ -10,9 +15,8 @@ corpus, and evaluated on `testing`: EER overall and on the unseen attack family 
 appears in testing only, read from metadata.csv) and ASVspoof 5's minDCF. With several
 seeds every table gives mean +- sample standard deviation, the 95 % t-interval over the seeds
 in brackets, then each seed: one run says little when two seeds of one setting differ by
-several points. Clips/s are the
-training epochs' median (first epoch excluded) from each run's history; runs share the CPU
-with whatever else runs, so compare speeds within one table.
+several points. Clips/s are the training epochs' median (first epoch excluded) from each
+run's history; runs share the CPU with whatever else runs, so compare speeds within one table.
 
 model: the default LCNN against the baseline, with and without level normalisation, each run
 also evaluated under every robustness condition.

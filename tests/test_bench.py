@@ -223,3 +223,18 @@ def test_rows_run_again_replace_their_stored_rows_and_keep_the_others_in_table_o
                                                  {"column": "speaker", "value": "old"}]}
     rows, _ = merged_rows(old, [{"column": "speaker", "value": "new"}], "transfer", "b")
     assert [r["value"] for r in rows] == ["x", "new"]
+
+
+def test_table_headers_name_the_base_settings_that_differ_from_todays_defaults():
+    import dataclasses
+
+    from bench.ablation import base_settings
+    from bench.common import THREADS
+    from lcnn.config import Config
+
+    today = dataclasses.asdict(Config(threads=THREADS))
+    assert base_settings(today) == "today's defaults (lcnn.config.Config)"
+    assert base_settings({**today, "epochs": 2}) == "today's defaults (lcnn.config.Config)"
+    older = {k: v for k, v in today.items() if k != "augment_band_mask"}  # stored before it
+    assert base_settings({**older, "front_end": "mel"}) == (
+        "today's defaults except front_end='mel'")
