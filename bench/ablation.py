@@ -516,10 +516,13 @@ def testing_note(data_path: Path) -> str:
 def render(stored: dict) -> str:
     """Markdown for every table in bench/ablation.json, each under the command that made it."""
     parts = []
-    for name, (render_table, heading) in TABLES.items():
-        if name not in stored:
-            continue
-        t = stored[name]
+    def order(key: str) -> tuple:  # TABLES' order; the default's table before others
+        return list(TABLES).index(table_of(key)), key != table_of(key), key
+
+    for key, t in sorted(stored.items(), key=lambda kv: order(kv[0])):
+        render_table, heading = TABLES[table_of(key)]
+        if key != table_of(key):
+            heading += f", {key.removeprefix(table_of(key)).strip()}"
         parts.append(f"### {heading}\n\n`{t['command']}`, {t['date']}, \"default\" = "
                      f"{base_settings(t['config'])}, {t['epochs']} epochs "
                      f"(early stopping patience {t['patience']}), seeds "
@@ -532,16 +535,28 @@ def base_settings(config: dict) -> str:
     """A stored table's base Config, as what differs from today's defaults."""
     today = dataclasses.asdict(Config(threads=THREADS))
     saved = {**BEFORE_FIELD, **config}  # fields added since the table was stored
-    differ = [f"{k}={saved[k]!r}" for k in today if k != "epochs" and saved.get(k) != today[k]]
+    differ = [f"{k}={saved.get(k)!r}" for k in today
+              if k != "epochs" and saved.get(k) != today[k]]
     return (f"today's defaults except {', '.join(differ)}" if differ
             else "today's defaults (lcnn.config.Config)")
+
+
+def table_key(name: str, settings: list[str]) -> str:
+    """Where ablation.json keeps table `name` made with --set `settings`: a table on other base
+    settings is stored beside the default's, not over it."""
+    return f"{name} with {', '.join(sorted(settings))}" if settings else name
+
+
+def table_of(key: str) -> str:
+    """The table (a TABLES name) that an ablation.json key holds."""
+    return key.split(" with ")[0]
 
 
 def _stored_tables(json_path: Path) -> dict:
     """The tables in ablation.json (none if it does not exist), without the old single-run
     layout's keys."""
     stored = json.loads(json_path.read_text()) if json_path.exists() else {}
-    return {k: v for k, v in stored.items() if k in TABLES}
+    return {k: v for k, v in stored.items() if table_of(k) in TABLES}
 
 
 # The tables made of (name, overrides) settings: their settings and how each run is measured
@@ -634,11 +649,11 @@ def main() -> None:
         # read again just before writing: another ablation may have stored a table meanwhile
         stored = _stored_tables(json_path)
         command = " ".join(["python -m bench.ablation", *sys.argv[1:]])
-        config = dataclasses.asdict(base)
+        config, key = dataclasses.asdict(base), table_key(name, args.set)
         # rows measured with the same base settings are kept; others would be a different default
-        if partial(name, args) and stored.get(name, {}).get("config") == config:
-            rows, command = merged_rows(stored[name], rows, name, command)
-        stored[name] = {
+        if partial(name, args) and stored.get(key, {}).get("config") == config:
+            rows, command = merged_rows(stored[key], rows, name, command)
+        stored[key] = {
             "command": command,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "tensorflow": tf.__version__, "threads": THREADS, "data": str(args.data),

@@ -238,3 +238,17 @@ def test_table_headers_name_the_base_settings_that_differ_from_todays_defaults()
     older = {k: v for k, v in today.items() if k != "augment_band_mask"}  # stored before it
     assert base_settings({**older, "front_end": "mel"}) == (
         "today's defaults except front_end='mel'")
+
+
+def test_a_table_on_other_base_settings_is_kept_beside_the_defaults():
+    from bench.ablation import render, table_key, table_of
+
+    key = table_key("transfer", ["b=2", "a=1"])
+    assert key == "transfer with a=1, b=2" and table_of(key) == "transfer"
+    assert table_key("transfer", []) == "transfer"
+    table = {"command": "c", "date": "d", "config": {"sinc_log": True}, "epochs": 1, "patience": 1,
+             "seeds": [1], "threads": 2, "seconds": 0, "unseen": [], "rows": []}
+    text = render({key: table, "transfer": table, "augment": table})
+    headings = [line for line in text.splitlines() if line.startswith("### ")]
+    assert headings == ["### Channel augmentation", "### Transfer to held-out attacks and speakers",
+                        "### Transfer to held-out attacks and speakers, with a=1, b=2"]
