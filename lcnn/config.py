@@ -68,10 +68,6 @@ class Config:
     sinc_trainable: bool = True  # False keeps the sinc layer's initial bank fixed (an ablation)
     dropout: float = 0.5  # before the output layer
     # training
-    # Measured on the demo corpus (one run each; bench/ablation.md has the front-end table):
-    # 15 epochs at 1e-3 left the LCNN underfitting (training AUC 0.7, testing EER 35%);
-    # 40 epochs at 3e-3 without noise reach training AUC 0.97 and testing EER 17% (measured
-    # while the sinc cut-offs barely moved; 18-20% with the learnable bank, two seeds).
     epochs: int = 40
     batch_size: int = 64
     learning_rate: float = 3e-3
@@ -83,15 +79,15 @@ class Config:
     # epochs without a better one; 0 stops after the first epoch that does not improve
     patience: int = 10
     threads: int = 0  # CPU threads for TensorFlow; 0 = all cores
-    # White noise at 10-40 dB SNR masks the quiet-band artefacts the detector needs: on the
-    # demo corpus, testing EER 35% with it and 27% without (15 epochs, 1e-3). Off by default.
+    # white noise at 10-40 dB SNR can mask the quiet-band artefacts the detector needs
     augment_noise: bool = False
     augment_shift: bool = True
     augment_gain: bool = True
     # Channel augmentation, for real and fake clips alike (lcnn.channels, lcnn.augment): each
     # training clip gets `augment_variants` copies, built once and cached beside the decoded
     # split, each through one of the kinds switched on (in turn); every epoch then reads the
-    # clip or one of its copies, drawn at random. Off until measured on the wideband corpus.
+    # clip or one of its copies, drawn at random. Off: the copies help through channels but
+    # cost transfer to a held-out neural vocoder (bench/ablation.md, "Channel augmentation").
     augment_codec: bool = False  # MP3, Opus, AMR-NB, G.711, G.722 at several bit rates
     augment_reverb: bool = False  # synthetic rooms, RT60 0.2-1.0 s
     augment_telephone: bool = False  # 8 kHz, 300-3,400 Hz
