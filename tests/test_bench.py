@@ -154,7 +154,7 @@ def test_uncached_pipeline_gives_make_datasets_batches():
 
 
 def test_ablation_tables_leave_out_diverged_seeds_and_say_so():
-    from bench.ablation import table, transfer_table
+    from bench.ablation import model_table, table, transfer_table
 
     front = {"kind": "mel", "filters": 64, "kernel": 129, "stride": 16, "pool": 4,
              "frames_per_s": 250}
@@ -168,6 +168,12 @@ def test_ablation_tables_leave_out_diverged_seeds_and_say_so():
     text = table([{"name": "a", "front_end": front, "runs": [ok(1, 0.2), nan]}], ["x"])
     assert "| a (1 of 2 seeds diverged) | mel 64 bands | 250 | 1 | 0.100 | 100 | 20.0 | 20.0 |" \
         in text
+    # the channel table follows when every finished run has been through the channels
+    through = {**ok(1, 0.2), "condition_eer": {"clean": 0.2, "mp3-32k": 0.4}}
+    text = model_table([{"name": "a", "front_end": front, "runs": [through, nan]}], ["x"])
+    assert "| a (1 of 2 seeds diverged) | 20.0 | 20.0 | 30.0 | 40.0 (mp3-32k, seed 1) |" in text
+    assert "channels" not in model_table(
+        [{"name": "a", "front_end": front, "runs": [through, ok(3, 0.1)]}], ["x"])
     text = transfer_table([
         {"column": "attack", "value": "v", "test_real": 3, "test_fake": 3,
          "runs": [ok(1, 0.2), nan]},
