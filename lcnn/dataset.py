@@ -399,7 +399,8 @@ def read_csv_list(path: str | Path) -> dict[str, Listing]:
         split = canonical_split(row.get("split") or "testing")
         files, labels, meta, numbers = by_split.setdefault(
             split, ([], [], {c: [] for c in extra}, []))
-        files.append(path.parent / row[file_col])
+        # absolute: a list may mix absolute paths with paths relative to its folder
+        files.append(path.absolute().parent / row[file_col])
         labels.append(parse_label(row["label"], where))
         numbers.append(number)
         for c in extra:

@@ -155,3 +155,11 @@ def test_fuse_runs_aligns_files_and_beats_each_system(tmp_path):
     (dirs[1] / "scores-testing.tsv").unlink()
     with pytest.raises(calibration.runs.RunError, match="b: no scores-testing.tsv"):
         calibration.fuse_runs(dirs)
+
+
+@pytest.mark.parametrize("text", ['{"a": 1', '{"a": -1.5}', '[1, 2]', '{"a": "x", "b": 0}'])
+def test_a_damaged_calibration_file_is_one_error_naming_it(tmp_path, text):
+    (tmp_path / calibration.CALIBRATION).write_text(text)
+    with pytest.raises(calibration.runs.RunError,
+                       match=r"calibration\.json: damaged calibration"):
+        calibration.load(tmp_path)

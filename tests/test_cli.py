@@ -182,6 +182,26 @@ def test_train_resume_reads_the_saved_run(trained_with, tmp_path):
     assert trained_with[-1]["cfg"] == Config(epochs=5, threads=1)
 
 
+@pytest.mark.parametrize(("argv", "hint"), [
+    (["train", "--data_path", "d"], "; run the same command again to resume"),
+    # the same command with --overwrite would delete what the interrupted run saved
+    (["train", "--data_path", "d", "--overwrite"],
+     "; run the same command without --overwrite to resume"),
+    (["export", "--run_dir", "r"], ""),  # nothing to resume
+])
+def test_ctrl_c_says_how_to_go_on(monkeypatch, capsys, argv, hint):
+    import lcnn.detector.export
+    import lcnn.detector.train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lcnn.detector.train, "train", interrupted)
+    monkeypatch.setattr(lcnn.detector.export, "export_tflite", interrupted)
+    assert main(argv) == 130
+    assert capsys.readouterr().err == f"lcnn {argv[0]}: interrupted{hint}\n"
+
+
 @pytest.mark.parametrize(("argv", "error"), [
     (["--resume", "--overwrite"], "--resume and --overwrite contradict each other; pass one"),
     (["--epochs", "2"], "--data_path (or --protocol, --val_protocol and --audio_dir) is required"),
@@ -403,6 +423,17 @@ def test_overwrite_refuses_foreign_files_and_touches_nothing(tmp_path):
     with pytest.raises(runs.RunError, match="thesis.txt"):
         _start_or_resume(run, Config(), data, overwrite=True)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_a_history_column_added_by_a_later_version_reads_as_nan(tmp_path):
+    path = tmp_path / runs.HISTORY
+    path.write_text("epoch,loss\n1,0.5\n")  # a run saved before val_cllr existed, resumed
+    runs.write_history(path, [*runs.read_history(path),
+                              {"epoch": 2.0, "loss": 0.4, "val_cllr": 0.3}])
+    old, new = runs.read_history(path)
+    assert new == {"epoch": 2.0, "loss": 0.4, "val_cllr": 0.3} and math.isnan(old["val_cllr"])
+    path.write_text("epoch,loss,val_cllr\n1,0.5,\n2,0.4,0.3\n")  # as older versions wrote it
+    assert math.isnan(runs.read_history(path)[0]["val_cllr"])
 
 
 def test_damaged_state_names_the_file_and_key(tmp_path):

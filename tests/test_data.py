@@ -207,6 +207,25 @@ def test_a_changed_file_or_setting_decodes_again(tmp_path, counter):
     assert counter.calls == 12
 
 
+def test_labels_corrected_in_a_list_are_read_from_the_list_not_the_cache(tmp_path, counter):
+    make_corpus(tmp_path, per_class=2)
+    rows = [f"training/{c}/clip{i}.wav" for c in ("real", "fake") for i in range(2)]
+    manifest = tmp_path / "list.csv"
+    manifest.write_text("path,label,split\n" + "".join(
+        f"{row},{label},training\n" for row, label in zip(rows, ["real", "real", "fake", "fake"],
+                                                           strict=True)))
+    first = data.load_split(manifest, "training", CFG, progress=False)
+    manifest.write_text("path,label,split\n" + "".join(
+        f"{row},{label},training\n" for row, label in zip(rows, ["fake", "real", "fake", "real"],
+                                                           strict=True)))
+
+    again = data.load_split(manifest, "training", CFG, progress=False)
+
+    assert counter.calls == 4  # the audio came from the cache
+    assert first.labels.tolist() == [REAL, REAL, FAKE, FAKE]
+    assert again.labels.tolist() == [FAKE, REAL, FAKE, REAL]
+
+
 def test_a_damaged_cache_is_rebuilt(tmp_path, counter):
     make_corpus(tmp_path, per_class=1)
     first = data.load_split(tmp_path, "training", CFG, progress=False)

@@ -135,6 +135,16 @@ def test_csv_manifest_with_splits_and_metadata(tmp_path):
     assert test.meta["speaker"].tolist() == ["bob", "bob"]
 
 
+def test_csv_manifest_named_relatively_may_mix_absolute_and_relative_paths(tmp_path,
+                                                                             monkeypatch):
+    _tone(tmp_path / "a.wav")
+    _tone(tmp_path / "b.wav")
+    (tmp_path / "l.csv").write_text(f"path,label\na.wav,real\n{tmp_path / 'b.wav'},fake\n")
+    monkeypatch.chdir(tmp_path)
+    listing = open_source("l.csv").listing("testing")
+    assert [f.name for f in listing.files] == ["a.wav", "b.wav"]
+
+
 def test_csv_manifest_errors(tmp_path):
     _tone(tmp_path / "a.wav")
     (tmp_path / "l.csv").write_text("path,label\na.wav,real\na.wav,maybe\n")

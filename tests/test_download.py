@@ -446,3 +446,21 @@ def test_cli_downloads_from_mirror_and_reports_404(tmp_path, server, archive_byt
     assert bad.stderr.strip().splitlines()[-1] == (
         f"lcnn download: error: {missing}: HTTP 404 Not Found"
     )
+
+
+def test_force_keeps_the_old_archive_and_resumes_its_own_part(tmp_path, registered,
+                                                              archive_bytes):
+    dest = tmp_path / "data"
+    download_dataset("for-test", dest, progress=False)
+    archive = dest / "downloads" / "for-test.tar.gz"
+    registered.cut_after = 4000
+    with pytest.raises(LcnnError, match="interrupted"):
+        download_dataset("for-test", dest, force=True, progress=False)
+    # the failed forced download deleted nothing: the old archive, and the new one's start
+    assert archive.read_bytes() == archive_bytes
+    assert (dest / "downloads" / "for-test.tar.gz.part").stat().st_size == 4000
+
+    download_dataset("for-test", dest, force=True, progress=False)
+
+    assert registered.requests[-1] == ("/for-test.tar.gz", "bytes=4000-")
+    assert archive.read_bytes() == archive_bytes

@@ -222,6 +222,13 @@ def test_missing_model_is_a_clear_error(tmp_path):
         export_tflite(empty)
 
 
+def test_out_never_replaces_a_file_of_the_run(run_dir):
+    best = (run_dir / runs.BEST).read_bytes()
+    with pytest.raises(LcnnError, match="--out .*best.keras: would replace a file of the run"):
+        export_tflite(run_dir, out=run_dir / runs.BEST)
+    assert (run_dir / runs.BEST).read_bytes() == best
+
+
 def test_bad_tflite_file_is_a_clear_error(tmp_path):
     with pytest.raises(ExportError, match="no such TFLite file"):
         tflite_scorer(tmp_path / "missing.tflite")

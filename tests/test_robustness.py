@@ -188,6 +188,47 @@ def test_bad_condition_and_augmentation_flags_are_one_line(run_dir, capsys, tmp_
     assert err.count("\n") == 1 and err.startswith("lcnn train: error: --rawboost")
 
 
+def test_another_dataset_is_evaluated_beside_the_runs_own_files(run_dir, tmp_path):
+    from lcnn.detector.evaluate import data_tag, evaluate
+
+    own = runs.data_spec(run_dir)["path"]
+    assert data_tag(run_dir, None) == data_tag(run_dir, own) == ""
+    evaluate(run_dir, split="testing")
+    before = (run_dir / "scores-testing.tsv").read_text()
+    other = write_corpus(tmp_path / "other set", seconds=0.6, per_class=4, splits=("testing",))
+
+    result = evaluate(run_dir, other, "testing", condition="g711")
+
+    tag = data_tag(run_dir, other)
+    assert tag.startswith("-other-set-") and tag != data_tag(run_dir, tmp_path)
+    assert result["saved"] == [str(run_dir / f"scores-testing{tag}-g711.tsv"),
+                               str(run_dir / f"metrics-testing{tag}-g711.json")]
+    assert str(other) in (run_dir / f"scores-testing{tag}-g711.tsv").read_text()
+    assert (run_dir / "scores-testing.tsv").read_text() == before
+
+
+def test_score_file_names_links_and_never_replaces_a_training_file(run_dir, tmp_path, capsys):
+    from lcnn.detector.evaluate import evaluate
+
+    links = tmp_path / "links"
+    for audio in sorted((Path(runs.data_spec(run_dir)["path"]) / "testing").rglob("*.wav")):
+        link = links / "testing" / audio.parent.name / audio.name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(audio)
+    evaluate(run_dir, links, "testing", score_file=tmp_path / "scores.tsv")
+    names = [line.split("\t")[0] for line in (tmp_path / "scores.tsv").read_text().splitlines()]
+    assert sorted(names[1:]) == [f"testing/{c}/{i}.wav" for c in ("fake", "real")
+                                 for i in range(4)]
+
+    config = (run_dir / runs.CONFIG).read_text()
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--run_dir", str(run_dir), "--score_file",
+                     str(run_dir / runs.CONFIG)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--score_file" in err and "would replace" in err
+    assert (run_dir / runs.CONFIG).read_text() == config
+
+
 def test_train_flags_switch_each_kind_on():
     args = cli.build_parser().parse_args(["train", "--data_path", "x", "--codec", "--reverb",
                                           "--rawboost", "123", "--variants", "2"])

@@ -216,6 +216,8 @@ def cmd_evaluate(args) -> int:
     if not r["by"]:
         for attack, eer in r.get("eer_by_attack", {}).items():
             print(f"  EER {attack:<22} {100 * eer:6.2f}%")
+    if r["saved"]:
+        print(f"  saved      {', '.join(r['saved'])}")
     return 0
 
 
@@ -473,9 +475,18 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{e.filename}: " if e.filename else ""
         return _fail(args.command, f"{where}{e.strerror or e}")
     except KeyboardInterrupt:
-        print(f"lcnn {args.command}: interrupted; run the same command again to resume",
-              file=sys.stderr)
+        print(f"lcnn {args.command}: interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
+
+
+def _resume_hint(args) -> str:
+    """How to go on after Ctrl-C: only train and download resume, and the same train command
+    with --overwrite would delete what the interrupted run saved."""
+    if args.command == "train" and args.overwrite:
+        return "; run the same command without --overwrite to resume"
+    if args.command in ("train", "download"):
+        return "; run the same command again to resume"
+    return ""
 
 
 def _fail(command: str, message: str) -> int:

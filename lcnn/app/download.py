@@ -97,11 +97,9 @@ def download_dataset(
         return _reuse_existing(final)
 
     print(LICENCE_NOTE)
-    if force:
-        archive.unlink(missing_ok=True)
-        part.unlink(missing_ok=True)
-
-    if archive.exists():
+    # force fetches the archive again but deletes nothing first: the new one replaces the old
+    # only once complete, and an interrupted forced download resumes from its part file
+    if archive.exists() and not force:
         print(f"Using the archive downloaded before: {archive}")
     else:
         if spec.approx_size:

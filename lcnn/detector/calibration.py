@@ -144,7 +144,11 @@ def load(run_dir: str | Path) -> Calibration | None:
     path = Path(run_dir) / CALIBRATION
     if not path.exists():
         return None
-    data = runs.read_json(path)
+    data = runs.read_json_object(path, "calibration")
+    if not all(isinstance(data.get(k), int | float) and not isinstance(data.get(k), bool)
+               for k in ("a", "b")):
+        raise runs.RunError(f"{path}: damaged calibration (needs numbers a and b); delete it "
+                            f"and it is fitted again from {VALIDATION_SCORES}")
     known = Calibration.__dataclass_fields__
     return Calibration(**{k: v for k, v in data.items() if k in known})
 

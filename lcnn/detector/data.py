@@ -245,7 +245,9 @@ def load_split(
     return Clips(
         audio=info["audio"],
         lengths=np.asarray(info["lengths"], dtype=np.int64),
-        labels=np.asarray(info["labels"], dtype=np.int32),
+        # from the listing, not the cache: the key covers the audio files, not the labels a
+        # CSV list or protocol gives them, which may have been corrected since
+        labels=np.asarray(labels[index], dtype=np.int32),
         files=kept,
         skipped=bad,
         meta={column: values[index] for column, values in listing.meta.items()},

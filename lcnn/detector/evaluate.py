@@ -5,16 +5,20 @@ conditions, and an ASVspoof score file."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
+import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from lcnn import channels
-from lcnn.dataset import open_source
+from lcnn.dataset import data_spec, open_source
 from lcnn.detector import calibration, runs
-from lcnn.errors import LcnnError
+from lcnn.errors import LcnnError, RunError
 from lcnn.io import atomic_write_text
 from lcnn.metrics import breakdown, eer_by_group, raw_llr, summarize
 
@@ -29,6 +33,27 @@ def bootstrap_groups(columns: dict[str, np.ndarray]) -> tuple[np.ndarray | None,
         if name in columns:
             return columns[name], name
     return None, "clip"
+
+
+def data_tag(run_dir: Path, data: str | Path | dict | None) -> str:
+    """"" when `data` (as evaluate takes it) is the dataset the run was trained on, else
+    "-<name>-<hash of its absolute paths>". What evaluate writes about another dataset then
+    sits beside the run's own files instead of over them: training's scores-validation.tsv
+    is what the run's calibration is fitted on, and a second dataset's testing scores must not
+    replace the first's."""
+    if data is None:
+        return ""
+    spec = data_spec(data)
+    try:
+        if spec == runs.data_spec(run_dir):
+            return ""
+    except RunError:
+        pass  # no dataset saved: anything named is another one
+    path = spec.get("path") or next(iter(spec["protocols"].values()))
+    name = re.sub(r"[^A-Za-z0-9_.]+", "-", Path(path).stem if spec["format"] != "folders"
+                  else Path(path).name).strip("-.") or "data"
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:6]
+    return f"-{name}-{digest}"
 
 
 def write_asvspoof_scores(path: str | Path, names: list[str], labels: np.ndarray,
@@ -62,11 +87,12 @@ def evaluate(run_dir: str | Path, data_path: str | Path | dict | None = None,
     `condition` passes every clip through one channel of lcnn.channels.CONDITIONS first
     (seeded by `seed`); `windows` scores whole files as `predict` does (see window_scores)
     instead of one centre clip each. Writes <run_dir>/scores-<split><tag>.tsv (raw score,
-    calibrated LLR and probability of fake) and metrics-<split><tag>.json (tag: "-<condition>"
-    unless clean, "-windows" with windows), and `score_file` in ASVspoof's convention when
-    given. Returns the metrics dict (see lcnn.metrics.summarize) plus `eer_by_attack` when the
-    dataset names attacks and `by` (EER with CI per value of each metadata column named in
-    `by`). `model`: the run's model if already loaded.
+    calibrated LLR and probability of fake) and metrics-<split><tag>.json (tag: data_tag for
+    a dataset other than the run's, then "-<condition>" unless clean, "-windows" with
+    windows), and `score_file` in ASVspoof's convention when given. Returns the metrics dict
+    (see lcnn.metrics.summarize) plus `eer_by_attack` when the dataset names attacks, `by`
+    (EER with CI per value of each metadata column named in `by`) and `saved` (the files
+    written). `model`: the run's model if already loaded.
     """
     from lcnn.detector import data
     from lcnn.detector.predict import predict_scores
@@ -74,6 +100,8 @@ def evaluate(run_dir: str | Path, data_path: str | Path | dict | None = None,
 
     channel = channels.condition(condition)  # an unknown name fails before any loading
     run_dir = Path(run_dir)
+    if score_file is not None:
+        runs.check_not_training_file(score_file, "--score_file")
     cfg = runs.load_config(run_dir)
     source = open_source(runs.data_spec(run_dir) if data_path is None else data_path)
     listing = source.listing(split)  # files, labels, metadata columns and their root
@@ -110,19 +138,24 @@ def evaluate(run_dir: str | Path, data_path: str | Path | dict | None = None,
     result["by"] = {c: breakdown(clips.labels, scores, columns[c], groups, n_boot)
                     for c in by if c in columns}
     extra = {} if cal is None else {"llr": llrs, "p_fake_calibrated": cal.p_fake(scores)}
-    tag = ("" if condition == "clean" else f"-{condition}") + ("-windows" if windows else "")
+    tag = (data_tag(run_dir, data_path) + ("" if condition == "clean" else f"-{condition}")
+           + ("-windows" if windows else ""))
+    saved = [run_dir / f"scores-{split}{tag}.tsv", run_dir / f"metrics-{split}{tag}.json"]
     try:
-        runs.write_scores(run_dir / f"scores-{split}{tag}.tsv", clips.files, scores,
-                          clips.labels, attacks, extra)
-        runs.write_json(run_dir / f"metrics-{split}{tag}.json", result)
+        runs.write_scores(saved[0], clips.files, scores, clips.labels, attacks, extra)
+        runs.write_json(saved[1], result)
     except OSError as e:  # e.g. a read-only run folder: the metrics are still worth showing
         log.warning("lcnn evaluate: warning: could not save the scores and metrics in %s (%s)",
                     run_dir, e.strerror or e)
+        saved = []
     if score_file is not None:
-        root = listing.root.resolve()
-        names = [Path(f).resolve().relative_to(root).as_posix() for f in clips.files]
+        # absolute, not resolved: a dataset of symbolic links names its links, not their targets
+        root = os.path.abspath(listing.root)
+        names = [Path(os.path.relpath(os.path.abspath(f), root)).as_posix() for f in clips.files]
         write_asvspoof_scores(score_file, names, clips.labels,
                               llrs if llrs is not None else raw_llr(scores), attacks)
+        saved.append(Path(score_file))
+    result["saved"] = [str(path) for path in saved]
     return result
 
 
@@ -170,10 +203,11 @@ def robustness(run_dir: str | Path, data_path: str | Path | dict | None = None,
                split: str = "testing", seed: int = 0, windows: bool = False,
                **kwargs) -> dict[str, dict]:
     """evaluate() under every condition of lcnn.channels.CONDITIONS; also written to
-    <run_dir>/robustness-<split>.json. Returns {condition: metrics}."""
+    <run_dir>/robustness-<split><tag>.json (tag as evaluate's, without the condition).
+    Returns {condition: metrics}."""
     model = runs.load_model(run_dir)
     table = {name: evaluate(run_dir, data_path, split, condition=name, windows=windows,
                             seed=seed, model=model, **kwargs) for name in channels.CONDITIONS}
-    tag = "-windows" if windows else ""
+    tag = data_tag(Path(run_dir), data_path) + ("-windows" if windows else "")
     runs.write_json(Path(run_dir) / f"robustness-{split}{tag}.json", table)
     return table

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import fnmatch
 import json
+import math
 import os
 import re
 import time
@@ -207,17 +208,20 @@ def write_history(path: Path, rows: list[dict]) -> None:
         return
     fields = list(dict.fromkeys(k for row in rows for k in row))
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
+        # a column that older rows lack (a run resumed after a version added it) reads as NaN
+        writer = csv.DictWriter(f, fieldnames=fields, restval="nan")
         writer.writeheader()
         writer.writerows(rows)
 
 
 def read_history(path: Path) -> list[dict]:
-    """Read history.csv back as a list of dicts with float values."""
+    """Read history.csv back as a list of dicts with float values (NaN where a row has no
+    value: histories written before write_history filled those in left them empty)."""
     if not Path(path).exists():
         return []
     with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: float(v) if v else math.nan for k, v in row.items()}
+                for row in csv.DictReader(f)]
 
 
 _TSV_ESCAPES = {ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r"}
@@ -276,6 +280,21 @@ def is_run_folder(run_dir: Path) -> bool:
     marked = (run_dir / MARKER).is_file() or all(
         (run_dir / name).is_file() for name in (CONFIG, STATE))
     return marked and not foreign_entries(run_dir)
+
+
+# What training writes and resuming, calibration and evaluate read back: no other command's
+# output may replace one of these (the calibration file is calibration.CALIBRATION).
+TRAINING_FILES = (MARKER, LOCK, CONFIG, STATE, HISTORY, BEST, LAST, "scores-validation.tsv",
+                  "calibration.json")
+
+
+def check_not_training_file(path: str | Path, what: str) -> None:
+    """Raise RunError when `path` (an output named by the user, `what` its option) is a file
+    that training wrote into a run folder."""
+    path = Path(path)
+    if path.name in TRAINING_FILES and (path.parent / CONFIG).is_file():
+        raise RunError(f"{what} {path}: would replace a file of the run in {path.parent}; "
+                       "choose another name")
 
 
 def check_deletable(run_dir: Path) -> None:
