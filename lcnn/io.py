@@ -1,7 +1,8 @@
 """Files written atomically: a temporary file beside the target, renamed over it.
 
 os.replace is atomic on one file system, so a killed process leaves either the old or the
-new file, never half of one. Run folders, caches, downloads and figures all use this.
+new file, never half of one; the new file's data is flushed to disk before the rename. Run
+folders, caches, downloads and figures all use this.
 """
 
 from __future__ import annotations
@@ -38,9 +39,18 @@ def atomic_path(target: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
+        _flush_to_disk(tmp)
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _flush_to_disk(path: str) -> None:
+    """Make the file's data durable before it is renamed into place: otherwise a power cut
+    soon after can leave the new name holding an empty file, on file systems that may commit
+    the rename first (ext4 without its default auto_da_alloc, XFS)."""
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

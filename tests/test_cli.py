@@ -425,6 +425,20 @@ def test_overwrite_refuses_foreign_files_and_touches_nothing(tmp_path):
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
+def test_an_atomic_write_is_on_disk_before_it_is_renamed_into_place(tmp_path, monkeypatch):
+    import os
+
+    from lcnn import io
+
+    events = []
+    replace = os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append(("fsync", os.fstat(fd).st_size)))
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace",)), replace(a, b)))
+    io.atomic_write_text(tmp_path / "state.json", "{}")
+    assert events == [("fsync", 2), ("replace",)]
+    assert (tmp_path / "state.json").read_text() == "{}"
+
+
 def test_a_history_column_added_by_a_later_version_reads_as_nan(tmp_path):
     path = tmp_path / runs.HISTORY
     path.write_text("epoch,loss\n1,0.5\n")  # a run saved before val_cllr existed, resumed

@@ -568,10 +568,12 @@ def test_dangling_and_looping_links_are_reported(tmp_path):
     _write_clip(folder / "ok.wav", 0, fake=False)
     (folder / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
     (folder / "loop").symlink_to(folder)
-    found = {path.name: reason for path, reason in list_inputs([folder])}
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    found = {path.name: reason for path, reason in list_inputs([folder, tmp_path / "empty"])}
     assert found["ok.wav"] is None
     assert "broken link" in found["gone.wav"]
     assert "symbolic link loop" in found["loop"]
+    assert found["empty"] == "folder with no audio file"  # named by mistake, not passed over
 
 
 def test_an_os_error_is_not_remembered_as_bad_audio(tmp_path, monkeypatch):

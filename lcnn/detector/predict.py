@@ -86,8 +86,15 @@ def list_inputs(paths: Iterable[str | Path]) -> Iterator[tuple[Path, str | None]
     reason the path cannot be used (so one bad path costs one line, not the whole run)."""
     for path in map(Path, paths):
         try:
-            is_dir = path.is_dir()
-            yield from _folder_files(path) if is_dir else [(path, None)]
+            if not path.is_dir():
+                yield path, None
+                continue
+            found = False
+            for item in _folder_files(path):
+                found = True
+                yield item
+            if not found:  # said, so that a folder named by mistake is not passed over
+                yield path, "folder with no audio file"
         except OSError as e:
             yield path, _os_reason(e)
 
