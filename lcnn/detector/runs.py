@@ -6,7 +6,9 @@
     <run_dir>/state.json           progress: last finished epoch, best epoch, early-stopping count
     <run_dir>/last.keras           model + optimizer after the last finished epoch (for resuming)
     <run_dir>/best.keras           model with the best validation EER (what evaluate/predict use)
-    <run_dir>/scores-<split>.tsv   per-file raw scores (higher = more fake; not probabilities)
+    <run_dir>/scores-<split>.tsv   per-file raw scores (higher = more fake; not probabilities):
+                                   validation's from training, the others from evaluate, which
+                                   names another dataset's files scores-<split>-<dataset>-<hash>
     <run_dir>/calibration.json     score -> LLR and probability of fake, thresholds (validation)
     <run_dir>/.lcnn-run            marker: this folder is an lcnn run folder (see is_run_folder)
     <run_dir>/.lcnn-lock           while training: pid, host and start time of the trainer
