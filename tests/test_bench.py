@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -247,11 +248,14 @@ def test_table_headers_name_the_base_settings_that_differ_from_todays_defaults()
 
 
 def test_a_table_on_other_base_settings_is_kept_beside_the_defaults():
-    from bench.ablation import render, table_key, table_of
+    from bench.ablation import render, runs_folder, table_key, table_of
 
     key = table_key("transfer", ["b=2", "a=1"])
     assert key == "transfer with a=1, b=2" and table_of(key) == "transfer"
     assert table_key("transfer", []) == "transfer"
+    # and its runs do not replace the default's
+    assert runs_folder(Path("r"), []) == Path("r")
+    assert runs_folder(Path("r"), ["b=2", 'a="1 2"']) == Path("r") / "with-a=_1_2_-b=2"
     table = {"command": "c", "date": "d", "config": {"sinc_log": True}, "epochs": 1, "patience": 1,
              "seeds": [1], "threads": 2, "seconds": 0, "unseen": [], "rows": []}
     text = render({key: table, "transfer": table, "augment": table})
