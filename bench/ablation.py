@@ -106,8 +106,6 @@ AUGMENT_SETTINGS = [
     ("band masking (up to 8 of 64 bands)", {"augment_band_mask": 8}),
     ("codec + reverb + RawBoost 1+2", {"augment_codec": True, "augment_reverb": True,
                                        "augment_rawboost": "12"}),
-    # the two kinds that, alone, kept the unseen vocoder's EER where the default has it
-    ("codec + reverb copies", {"augment_codec": True, "augment_reverb": True}),
     # the channels that cost the waveform LCNN most: AMR-NB (a codec), the room, the phone band
     ("codec + reverb + telephone copies", {"augment_codec": True, "augment_reverb": True,
                                            "augment_telephone": True}),
