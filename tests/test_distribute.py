@@ -138,6 +138,37 @@ def test_a_killed_run_resumes_from_last_keras(single_device, tmp_path, monkeypat
     assert_same_training(tmp_path / "run", reference)
 
 
+@pytest.mark.parametrize("recorded", [False, True], ids=["before-state", "after-state"])
+def test_a_run_killed_while_saving_an_epoch_resumes_as_if_it_was_not(
+        single_device, tmp_path, monkeypatch, recorded):
+    """Killed at the end of its second epoch, with the model saved but state.json not yet
+    saying so (or just saying so), the run resumes from the right model: it ends as the
+    uninterrupted run did, and no epoch is trained twice."""
+    from lcnn.detector import runs
+    from lcnn.detector import train as training
+
+    data, reference = single_device
+    cfg = dataclasses.replace(TINY, **SINC)
+    write_json = runs.write_json
+
+    def killed_at_epoch_two(path, obj):
+        if Path(path).name == runs.STATE and obj.get("epoch") == 2 and not obj.get("finished"):
+            if recorded:
+                write_json(path, obj)
+            raise KeyboardInterrupt
+        write_json(path, obj)
+
+    monkeypatch.setattr(runs, "write_json", killed_at_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(data, tmp_path / "run", cfg, verbose=0)
+    assert (tmp_path / "run" / "next-2.keras").is_file()
+    monkeypatch.setattr(runs, "write_json", write_json)
+    state = training.train(data, tmp_path / "run", cfg, verbose=0)
+    assert state["epoch"] == 2 and state["finished"]
+    assert not list((tmp_path / "run").glob("next-*.keras"))
+    assert_same_training(tmp_path / "run", reference)
+
+
 CLUSTER = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
 
 

@@ -4,7 +4,8 @@
                                    (lcnn.dataset.data_spec; older runs: "data_path", a path)
     <run_dir>/history.csv          one row per finished epoch
     <run_dir>/state.json           progress: last finished epoch, best epoch, early-stopping count
-    <run_dir>/last.keras           model + optimizer after the last finished epoch (for resuming)
+    <run_dir>/last.keras           model + optimizer after the last finished epoch (for resuming;
+                                   next-<epoch>.keras until state.json records that epoch)
     <run_dir>/best.keras           model with the best validation EER (what evaluate/predict use)
     <run_dir>/scores-<split>.tsv   per-file raw scores (higher = more fake; not probabilities):
                                    validation's from training, the others from evaluate, which
@@ -45,15 +46,32 @@ MARKER, LOCK = ".lcnn-run", ".lcnn-lock"
 _TMP_NAME = re.compile(re.escape(TMP_TAG) + r"-(?P<host>.+)-(?P<pid>\d+)-[a-z0-9_]+(\.\w+)?$")
 # What lcnn writes into a run folder (glob patterns). `--overwrite` deletes a folder only if
 # every entry in it matches one of these, so a data folder or a thesis is never deleted.
-RUN_FILES = (MARKER, LOCK, CONFIG, STATE, HISTORY, BEST, LAST, "scores-*.tsv",
-             "metrics-*.json", "robustness-*.json", "model.tflite", "model-int8.tflite",
-             "calibration*.json", f"*{TMP_TAG}*")
+RUN_FILES = (MARKER, LOCK, CONFIG, STATE, HISTORY, BEST, LAST, "next-*.keras",
+             "scores-*.tsv", "metrics-*.json", "robustness-*.json", "model.tflite",
+             "model-int8.tflite", "calibration*.json", f"*{TMP_TAG}*")
 
 
 def atomic_save_model(model, path: str | Path) -> None:
     """Save a Keras model to path (a .keras file) atomically."""
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
+
+
+def next_checkpoint(run_dir: Path, epoch: int) -> Path:
+    """Where an epoch's model waits until state.json records the epoch: then it becomes
+    last.keras (see settle_checkpoint)."""
+    return Path(run_dir) / f"next-{epoch}.keras"
+
+
+def settle_checkpoint(run_dir: Path, epoch: int) -> None:
+    """Finish what a run killed at the end of an epoch left: its next-<epoch>.keras becomes
+    last.keras if state.json says `epoch` was done; one of a later epoch, whose state was not
+    written, is deleted, so that epoch is trained again from the model before it."""
+    for path in Path(run_dir).glob("next-*.keras"):
+        if path.name == next_checkpoint(run_dir, epoch).name:
+            os.replace(path, Path(run_dir) / LAST)
+        else:
+            path.unlink()
 
 
 def pid_alive(pid: int) -> bool:

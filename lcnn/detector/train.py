@@ -5,6 +5,7 @@ and training resumes after the last finished epoch)."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import tempfile
 import time
@@ -96,12 +97,15 @@ def _end_epoch(run_dir: Path, model, score, val_ds, val_clips, state: dict, pati
                           val_clips.labels)
     else:
         state["wait"] += 1
-    runs.atomic_save_model(model, run_dir / runs.LAST)
+    checkpoint = runs.next_checkpoint(run_dir, epoch + 1)
+    runs.atomic_save_model(model, checkpoint)
     state["epoch"] = epoch + 1
     if state["wait"] >= max(patience, 1):  # 0: stop at the first epoch not better
         state["stopped_early"] = True
-    # state.json last: if we die before this line, the epoch is simply redone
+    # state.json is the commit: killed before it, the epoch is redone from last.keras, which
+    # still holds the epoch before; killed after it, resuming moves the checkpoint into place
     runs.write_json(run_dir / runs.STATE, state)
+    os.replace(checkpoint, run_dir / runs.LAST)
     return eer
 
 
@@ -177,6 +181,7 @@ def _start_or_resume(run_dir: Path, cfg: Config, data: str | Path | dict,
         runs.clear_run(run_dir, keep=(runs.LOCK,))
     state = _saved_state(run_dir, cfg, data)
     if state is not None:
+        runs.settle_checkpoint(run_dir, state["epoch"])
         return state
     runs.mark_run_folder(run_dir)
     runs.write_json(run_dir / runs.CONFIG, {**dataclasses.asdict(cfg), runs.DATA: data})
