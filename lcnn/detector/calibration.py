@@ -33,8 +33,7 @@ import numpy as np
 from lcnn import metrics
 from lcnn.detector import runs
 
-CALIBRATION = "calibration.json"
-VALIDATION_SCORES = "scores-validation.tsv"
+CALIBRATION, VALIDATION_SCORES = runs.CALIBRATION, runs.VALIDATION_SCORES
 PRIOR_FAKE = 0.5  # the prior of the probability of fake that predict/evaluate print
 EPS = 1e-7  # raw scores are clipped to [EPS, 1 - EPS] before the logit
 

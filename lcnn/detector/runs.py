@@ -41,6 +41,8 @@ from lcnn.io import HOST, TMP_TAG, atomic_path, atomic_write_text
 CONFIG, STATE, HISTORY = "config.json", "state.json", "history.csv"
 DATA = "data"  # config.json's key for the dataset (lcnn.dataset.data_spec)
 BEST, LAST = "best.keras", "last.keras"
+VALIDATION_SCORES = "scores-validation.tsv"  # the best epoch's, written by training
+CALIBRATION = "calibration.json"  # fitted on VALIDATION_SCORES (lcnn.detector.calibration)
 MARKER, LOCK = ".lcnn-run", ".lcnn-lock"
 # .<target>.lcnn-tmp-<host>-<pid>-<random>[suffix]: whose it is, so a dead writer's are removed
 _TMP_NAME = re.compile(re.escape(TMP_TAG) + r"-(?P<host>.+)-(?P<pid>\d+)-[a-z0-9_]+(\.\w+)?$")
@@ -303,9 +305,9 @@ def is_run_folder(run_dir: Path) -> bool:
 
 
 # What training writes and resuming, calibration and evaluate read back: no other command's
-# output may replace one of these (the calibration file is calibration.CALIBRATION).
-TRAINING_FILES = (MARKER, LOCK, CONFIG, STATE, HISTORY, BEST, LAST, "scores-validation.tsv",
-                  "calibration.json")
+# output may replace one of these.
+TRAINING_FILES = (MARKER, LOCK, CONFIG, STATE, HISTORY, BEST, LAST, VALIDATION_SCORES,
+                  CALIBRATION)
 
 
 def check_not_training_file(path: str | Path, what: str) -> None:

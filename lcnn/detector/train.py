@@ -93,7 +93,7 @@ def _end_epoch(run_dir: Path, model, score, val_ds, val_clips, state: dict, pati
     if _better(eer, val_cllr, state):
         state.update(best_eer=eer, best_cllr=val_cllr, best_epoch=epoch + 1, wait=0)
         runs.atomic_save_model(model, run_dir / runs.BEST)
-        runs.write_scores(run_dir / "scores-validation.tsv", val_clips.files, scores,
+        runs.write_scores(run_dir / runs.VALIDATION_SCORES, val_clips.files, scores,
                           val_clips.labels)
     else:
         state["wait"] += 1
