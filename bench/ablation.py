@@ -184,8 +184,9 @@ def row_name(row: dict) -> str:
     return row["name"] + (f" ({bad} of {len(row['runs'])} seeds diverged)" if bad else "")
 
 
-def train_setting(data_path: Path, run_dir: Path, cfg: Config, unseen: list[str]) -> dict:
-    """Train and evaluate one setting; its speed, size and EERs."""
+def measure_setting(data_path: Path, run_dir: Path, cfg: Config, unseen: list[str]) -> dict:
+    """Train and evaluate one setting: its speed, size, EERs, and the testing EER under every
+    robustness condition."""
     from lcnn.detector import data
     from lcnn.detector.evaluate import evaluate
     from lcnn.detector.model import build_model, model_flops
@@ -207,7 +208,10 @@ def train_setting(data_path: Path, run_dir: Path, cfg: Config, unseen: list[str]
             "val_eer": state["best_eer"], "test_eer": result["eer"],
             "test_eer_ci95": result["eer_ci95"], "test_min_dcf": result["min_dcf"],
             "unseen_eer": {a: by_attack[a] for a in unseen if a in by_attack},
-            "eer_by_attack": by_attack, "seconds": time.perf_counter() - started}
+            "eer_by_attack": by_attack,
+            "condition_eer": {name: r["eer"]
+                              for name, r in condition_metrics(run_dir, data_path).items()},
+            "seconds": time.perf_counter() - started}
 
 
 def unseen_means(seeds: list[dict]) -> list[float]:
@@ -252,16 +256,6 @@ def table(rows: list[dict], unseen: list[str]) -> str:
             f"{mean_sd([r['test_min_dcf'] for r in seeds], 1, 3)} | "
             f"{pct(unseen_eers) if unseen_eers else '-'} |")
     return "\n".join(lines)
-
-
-def augment_setting(data_path: Path, run_dir: Path, cfg: Config, unseen: list[str]) -> dict:
-    """train_setting plus the testing EER under every robustness condition."""
-    row = train_setting(data_path, run_dir, cfg, unseen)
-    if row.get("diverged"):
-        return row
-    row["condition_eer"] = {name: r["eer"] for name, r in condition_metrics(run_dir,
-                                                                              data_path).items()}
-    return row
 
 
 def condition_metrics(run_dir: Path, data_path: Path) -> dict[str, dict]:
@@ -480,17 +474,17 @@ def picked(settings, rows: list[str]):
     return [s for s in settings if not rows or slug(s[0]) in rows]
 
 
-def settings_rows(settings, run, data_path: Path, out_dir: Path, base: Config,
+def settings_rows(settings, data_path: Path, out_dir: Path, base: Config,
                   seeds: list[int], unseen: list[str]) -> list[dict]:
-    """Train every (name, overrides) setting once per seed with `run`."""
+    """Train and measure every (name, overrides) setting once per seed."""
     rows = []
     for name, overrides in settings:
         cfg = dataclasses.replace(base, **overrides)
         runs_ = []
         for seed in seeds:
             print(f"{name}, seed {seed} ({cfg.epochs} epochs) ...", flush=True)
-            runs_.append(run(data_path, out_dir / f"{slug(name)}-{seed}",
-                             dataclasses.replace(cfg, seed=seed), unseen))
+            runs_.append(measure_setting(data_path, out_dir / f"{slug(name)}-{seed}",
+                                         dataclasses.replace(cfg, seed=seed), unseen))
         rows.append({"name": name, "overrides": overrides, "front_end": front_end(cfg),
                      "runs": runs_})
     return rows
@@ -571,16 +565,14 @@ def _stored_tables(json_path: Path) -> dict:
     return {k: v for k, v in stored.items() if table_of(k) in TABLES}
 
 
-# The tables made of (name, overrides) settings: their settings and how each run is measured
-SETTINGS_TABLES = {"front_end": (SETTINGS, augment_setting),
-                   "model": (MODEL_SETTINGS, augment_setting),
-                   "augment": (AUGMENT_SETTINGS, augment_setting)}
+# The tables made of (name, overrides) settings, each run measured by measure_setting
+SETTINGS_TABLES = {"front_end": SETTINGS, "model": MODEL_SETTINGS, "augment": AUGMENT_SETTINGS}
 
 
 def row_key(name: str):
     """What identifies a row of table `name`, and the order such rows come in."""
     if name in SETTINGS_TABLES:
-        return (lambda row: row["name"]), [n for n, _ in SETTINGS_TABLES[name][0]]
+        return (lambda row: row["name"]), [n for n, _ in SETTINGS_TABLES[name]]
     return (lambda row: row.get("column")), [c for c, _ in HOLDOUTS]
 
 
@@ -607,8 +599,7 @@ def partial(name: str, args) -> bool:
 def run_table(name: str, args, base: Config, out_dir: Path, unseen: list[str]) -> list[dict]:
     """Train and evaluate every row of one table."""
     if name in SETTINGS_TABLES:
-        settings, run = SETTINGS_TABLES[name]
-        return settings_rows(picked(settings, args.rows), run, args.data, out_dir, base,
+        return settings_rows(picked(SETTINGS_TABLES[name], args.rows), args.data, out_dir, base,
                              args.seeds, unseen)
     if name == "fusion":
         return fusion_rows(args.data, out_dir, base, args.seeds, unseen)
@@ -640,7 +631,7 @@ def main() -> None:
                              "a candidate default: --set augment_codec=true)")
     parser.add_argument("--quick", action="store_true", help="2 epochs; checks the script only")
     args = parser.parse_args()
-    known = {slug(name) for t in args.tables for name, _ in SETTINGS_TABLES.get(t, ([],))[0]}
+    known = {slug(name) for t in args.tables for name, _ in SETTINGS_TABLES.get(t, [])}
     unknown = sorted(set(args.rows) - known)
     if unknown:
         parser.error(f"--rows: {', '.join(unknown)} not in the tables {', '.join(args.tables)}; "
