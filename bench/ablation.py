@@ -96,28 +96,39 @@ FUSIONS = [
 ]
 
 # Channel augmentation (lcnn.channels / lcnn.augment) one kind at a time, band masking (a
-# SpecAugment-style mask inside the model), then the channel kinds together.
+# SpecAugment-style mask inside the model), then kinds together. Each row names every kind it
+# trains on and switches the others off (copies()), so that it stays what it says whatever the
+# default trains on.
+CHANNEL_KINDS_OFF = {"augment_codec": False, "augment_reverb": False,
+                     "augment_telephone": False, "augment_rawboost": ""}
+
+
+def copies(**kinds) -> dict:
+    """Config overrides that train on exactly these channel kinds: copies(augment_codec=True)."""
+    return {**CHANNEL_KINDS_OFF, **kinds}
+
+
 AUGMENT_SETTINGS = [
-    ("default (no channel augmentation)", {}),  # the default's runs: augment_* are off
-    ("codec copies", {"augment_codec": True}),
-    ("reverb copies", {"augment_reverb": True}),
-    ("telephone copies", {"augment_telephone": True}),
-    ("RawBoost 1+2 copies", {"augment_rawboost": "12"}),
-    ("band masking (up to 8 of 64 bands)", {"augment_band_mask": 8}),
-    ("codec + reverb + RawBoost 1+2", {"augment_codec": True, "augment_reverb": True,
-                                       "augment_rawboost": "12"}),
+    ("default", {}),
+    ("no channel copies", copies()),
+    ("codec copies", copies(augment_codec=True)),
+    ("reverb copies", copies(augment_reverb=True)),
+    ("telephone copies", copies(augment_telephone=True)),
+    ("RawBoost 1+2 copies", copies(augment_rawboost="12")),
+    ("band masking (up to 8 of 64 bands)", copies(augment_band_mask=8)),
+    ("codec + reverb + RawBoost 1+2", copies(augment_codec=True, augment_reverb=True,
+                                            augment_rawboost="12")),
     # the channels that cost the waveform LCNN most: AMR-NB (a codec), the room, the phone band
-    ("codec + reverb + telephone copies", {"augment_codec": True, "augment_reverb": True,
-                                           "augment_telephone": True}),
+    ("codec + reverb + telephone copies", copies(augment_codec=True, augment_reverb=True,
+                                                 augment_telephone=True)),
     # RawBoost's stationary noise (algorithm 3, coloured, 10-40 dB SNR): noise at 10 dB is the
     # condition no other kind imitates
-    ("RawBoost 3 copies", {"augment_rawboost": "3"}),
-    ("codec + reverb + telephone + RawBoost 3 copies", {
-        "augment_codec": True, "augment_reverb": True, "augment_telephone": True,
-        "augment_rawboost": "3"}),
+    ("RawBoost 3 copies", copies(augment_rawboost="3")),
+    ("codec + reverb + telephone + RawBoost 3 copies", copies(
+        augment_codec=True, augment_reverb=True, augment_telephone=True, augment_rawboost="3")),
     # With K copies a training row is a copy K/(K+1) of the time (4/5 by default); one copy
     # makes it half.
-    ("codec, 1 copy (half the rows clean)", {"augment_codec": True, "augment_variants": 1}),
+    ("codec, 1 copy (half the rows clean)", copies(augment_codec=True, augment_variants=1)),
 ]
 # Leave-one-out transfer: (metadata.csv column, which clips a held-out value covers).
 HOLDOUTS = [("attack", "fake"), ("speaker", "both")]
@@ -528,29 +539,43 @@ def render(stored: dict) -> str:
     return "\n\n".join(parts)
 
 
-def base_settings(config: dict) -> str:
-    """A stored table's base Config, as what differs from today's defaults."""
+def setting_text(value) -> str:
+    """A Config value as --set spells it (lcnn.config.parse_setting reads it back)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def differing(config: dict) -> list[str]:
+    """A stored base Config's fields that differ from today's defaults, as FIELD=VALUE (as
+    --set takes them; epochs and threads, which --quick and the machine set, left out)."""
     today = dataclasses.asdict(Config(threads=THREADS))
     saved = {**BEFORE_FIELD, **config}  # fields added since the table was stored
-    differ = [f"{k}={saved.get(k)!r}" for k in today
-              if k != "epochs" and saved.get(k) != today[k]]
+    return [f"{k}={setting_text(saved.get(k))}" for k in sorted(today)
+            if k not in ("epochs", "threads") and saved.get(k) != today[k]]
+
+
+def base_settings(config: dict) -> str:
+    """A stored table's base Config, as what differs from today's defaults."""
+    differ = differing(config)
     return (f"today's defaults except {', '.join(differ)}" if differ
             else "today's defaults (lcnn.config.Config)")
 
 
-def table_key(name: str, settings: list[str]) -> str:
-    """Where ablation.json keeps table `name` made with --set `settings`: a table on other base
-    settings is stored beside the default's, not over it."""
-    return f"{name} with {', '.join(sorted(settings))}" if settings else name
+def table_key(name: str, config: dict) -> str:
+    """Where ablation.json keeps table `name` made on base settings `config`: a table on other
+    base settings than today's defaults is stored beside the default's, not over it, and one
+    made when the defaults were others is the default's no longer."""
+    differ = differing(config)
+    return f"{name} with {', '.join(differ)}" if differ else name
 
 
-def runs_folder(runs_dir: Path, settings: list[str]) -> Path:
-    """Where the runs of tables made with --set `settings` go: a folder of their own, so that
-    they do not replace the default's runs of the same row (which the next table reuses)."""
-    if not settings:
+def runs_folder(runs_dir: Path, config: dict) -> Path:
+    """Where the runs of tables on base settings `config` go: other settings than today's
+    defaults get a folder of their own, so that their runs do not replace the default's of the
+    same row (which the next table reuses)."""
+    differ = differing(config)
+    if not differ:
         return runs_dir
-    return runs_dir / ("with-" + "-".join(re.sub(r"[^A-Za-z0-9_.=]+", "_", s)
-                                          for s in sorted(settings)))
+    return runs_dir / ("with-" + "-".join(re.sub(r"[^A-Za-z0-9_.=]+", "_", s) for s in differ))
 
 
 def table_of(key: str) -> str:
@@ -560,9 +585,10 @@ def table_of(key: str) -> str:
 
 def _stored_tables(json_path: Path) -> dict:
     """The tables in ablation.json (none if it does not exist), without the old single-run
-    layout's keys."""
+    layout's keys, each under the key of its base settings against today's defaults."""
     stored = json.loads(json_path.read_text()) if json_path.exists() else {}
-    return {k: v for k, v in stored.items() if table_of(k) in TABLES}
+    return {table_key(table_of(k), v["config"]): v for k, v in stored.items()
+            if table_of(k) in TABLES}
 
 
 # The tables made of (name, overrides) settings, each run measured by measure_setting
@@ -645,7 +671,7 @@ def main() -> None:
         base = dataclasses.replace(base, epochs=2)
     runs_dir = ROOT / "runs" / ("ablation-quick" if args.quick else "ablation")
     json_path = runs_dir / "ablation.json" if args.quick else ROOT / "bench" / "ablation.json"
-    out_dir = runs_folder(runs_dir, args.set)
+    out_dir = runs_folder(runs_dir, dataclasses.asdict(base))
     unseen = unseen_attacks(args.data)
     for name in args.tables:
         started = time.perf_counter()
@@ -653,7 +679,8 @@ def main() -> None:
         # read again just before writing: another ablation may have stored a table meanwhile
         stored = _stored_tables(json_path)
         command = " ".join(["python -m bench.ablation", *sys.argv[1:]])
-        config, key = dataclasses.asdict(base), table_key(name, args.set)
+        config = dataclasses.asdict(base)
+        key = table_key(name, config)
         # rows measured with the same base settings are kept; others would be a different default
         if partial(name, args) and stored.get(key, {}).get("config") == config:
             rows, command = merged_rows(stored[key], rows, name, command)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 
@@ -244,21 +245,50 @@ def test_table_headers_name_the_base_settings_that_differ_from_todays_defaults()
     assert base_settings({**today, "epochs": 2}) == "today's defaults (lcnn.config.Config)"
     older = {k: v for k, v in today.items() if k != "augment_band_mask"}  # stored before it
     assert base_settings({**older, "front_end": "mel"}) == (
-        "today's defaults except front_end='mel'")
+        "today's defaults except front_end=mel")
 
 
 def test_a_table_on_other_base_settings_is_kept_beside_the_defaults():
-    from bench.ablation import render, runs_folder, table_key, table_of
+    import dataclasses
 
-    key = table_key("transfer", ["b=2", "a=1"])
-    assert key == "transfer with a=1, b=2" and table_of(key) == "transfer"
-    assert table_key("transfer", []) == "transfer"
+    from bench.ablation import render, runs_folder, table_key, table_of
+    from bench.common import THREADS
+    from lcnn.config import Config
+
+    today = dataclasses.asdict(Config(threads=THREADS))
+    other = {**today, "sinc_log": not today["sinc_log"], "augment_rawboost": "1 2"}
+    key = table_key("transfer", other)
+    assert key == f"transfer with augment_rawboost=1 2, sinc_log={str(other['sinc_log']).lower()}"
+    assert table_of(key) == "transfer"
+    assert table_key("transfer", {**today, "epochs": 2}) == "transfer"
     # and its runs do not replace the default's
-    assert runs_folder(Path("r"), []) == Path("r")
-    assert runs_folder(Path("r"), ["b=2", 'a="1 2"']) == Path("r") / "with-a=_1_2_-b=2"
+    assert runs_folder(Path("r"), today) == Path("r")
+    assert runs_folder(Path("r"), other).parent == Path("r")
+    assert runs_folder(Path("r"), other).name.startswith("with-augment_rawboost=1_2-sinc_log=")
     table = {"command": "c", "date": "d", "config": {"sinc_log": True}, "epochs": 1, "patience": 1,
              "seeds": [1], "threads": 2, "seconds": 0, "unseen": [], "rows": []}
     text = render({key: table, "transfer": table, "augment": table})
     headings = [line for line in text.splitlines() if line.startswith("### ")]
     assert headings == ["### Channel augmentation", "### Transfer to held-out attacks and speakers",
-                        "### Transfer to held-out attacks and speakers, with a=1, b=2"]
+                        "### Transfer to held-out attacks and speakers, "
+                        + key.removeprefix("transfer ")]
+
+
+def test_stored_tables_are_keyed_by_how_their_base_differs_from_todays_defaults(tmp_path):
+    """A table stored as the default's when the defaults were others is read as a table on other
+    settings, and one stored as such, on what are today's defaults, as the default's."""
+    import dataclasses
+
+    from bench.ablation import _stored_tables
+    from bench.common import THREADS
+    from lcnn.config import Config
+
+    today = dataclasses.asdict(Config(threads=THREADS))
+    then = {**today, "sinc_trainable": not today["sinc_trainable"]}
+    flag = str(then["sinc_trainable"]).lower()
+    path = tmp_path / "ablation.json"
+    path.write_text(json.dumps({"transfer": {"config": then},
+                                f"transfer with sinc_trainable={flag}x": {"config": today},
+                                "speed": {"config": today}}))
+    assert _stored_tables(path) == {f"transfer with sinc_trainable={flag}": {"config": then},
+                                    "transfer": {"config": today}}
