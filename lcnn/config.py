@@ -17,9 +17,8 @@ MODELS = ("lcnn", "baseline")
 # alias keeps them loading and resuming, and `--model seed` working.
 MODEL_ALIASES = {"seed": "baseline"}
 # The original project's design as it was: the baseline without the level normalisation
-# (`input_norm`) and the RawBoost copies that it now takes like the LCNN. Comparisons with "the
-# baseline" use this.
-ORIGINAL_BASELINE = {"model": "baseline", "input_norm": False, "augment_rawboost": ""}
+# (`input_norm`) that it now takes like the LCNN. Comparisons with "the baseline" use this.
+ORIGINAL_BASELINE = {"model": "baseline", "input_norm": False}
 FRONT_ENDS = ("sinc", "mel", "linear", "wave")  # lcnn.detector.model.front_end
 # Runtime options: how a run is computed, not what it computes. They may change between a run
 # and its resumption, so they are not compared when a run folder is reused.
@@ -87,16 +86,15 @@ class Config:
     # Channel augmentation, for real and fake clips alike (lcnn.channels, lcnn.augment): each
     # training clip gets `augment_variants` copies, built once and cached beside the decoded
     # split, each through one of the kinds switched on (in turn); every epoch then reads the
-    # clip or one of its copies, drawn at random. RawBoost 1+2 (convolutive then impulsive
-    # noise) is on: of the kinds one at a time it is the only one that lowered the EER through
-    # the channels without raising it on clean testing clips or on the held-out neural vocoder
-    # (three seeds). Codec, room and telephone copies are off: each costs clean EER, telephone
-    # copies every figure, and together they raise the held-out vocoder's EER
-    # (bench/ablation.md, "Channel augmentation" and "Which default").
+    # clip or one of its copies, drawn at random. All off: codec, room and telephone copies
+    # help through channels but, together, cost transfer to a held-out neural vocoder; RawBoost
+    # 1+2, the one kind that helped through channels without costing clean clips or that
+    # vocoder, cost transfer to held-out speakers, on every seed (bench/ablation.md, "Channel
+    # augmentation").
     augment_codec: bool = False  # MP3, Opus, AMR-NB, G.711, G.722 at several bit rates
     augment_reverb: bool = False  # synthetic rooms, RT60 0.2-1.0 s
     augment_telephone: bool = False  # 8 kHz, 300-3,400 Hz
-    augment_rawboost: str = "12"  # RawBoost algorithms in series, e.g. "12"; "" = off
+    augment_rawboost: str = ""  # RawBoost algorithms in series, e.g. "12"; "" = off
     augment_variants: int = 4
     # SpecAugment's frequency masking (Park et al., 2019) on the features the LCNN body reads:
     # each training clip loses a random run of 0..N adjacent ones (lcnn.detector.layers.BandMask);

@@ -83,8 +83,7 @@ def test_variants_in_memory_and_seeded_per_clip(tmp_path):
 
 def test_training_variants_follow_the_config(tmp_path):
     clips = data.load_split(write_corpus(tmp_path), "training", CFG, progress=False)
-    assert data.training_variants(clips, dataclasses.replace(CFG, augment_rawboost="")) is None
-    assert data.training_variants(clips, CFG, progress=False).shape[:2] == (len(clips), 4)
+    assert data.training_variants(clips, CFG) is None
     cfg = dataclasses.replace(CFG, augment_telephone=True, augment_rawboost="2",
                               augment_variants=3)
     copies = data.training_variants(clips, cfg, progress=False)

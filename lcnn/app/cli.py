@@ -394,8 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--telephone", action=on_off,
                        help="train on cached telephone-band (300-3,400 Hz) copies too")
     train.add_argument("--rawboost", metavar="ALGOS",
-                       help="train on cached RawBoost copies too: algorithms 1-3 in series "
-                            f"(default {Config.augment_rawboost or 'off'}); off for none")
+                       help="train on cached RawBoost copies too: algorithms 1-3 in series, "
+                            f"e.g. 12 (default {Config.augment_rawboost or 'off'}); off for none")
     train.add_argument("--variants", type=int,
                        help="cached augmented copies per training clip")
     train.add_argument("--resume", action="store_true",
