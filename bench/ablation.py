@@ -110,12 +110,11 @@ def copies(**kinds) -> dict:
 
 AUGMENT_SETTINGS = [
     ("default", {}),
-    ("no channel copies", copies()),
     ("codec copies", copies(augment_codec=True)),
     ("reverb copies", copies(augment_reverb=True)),
     ("telephone copies", copies(augment_telephone=True)),
     ("RawBoost 1+2 copies", copies(augment_rawboost="12")),
-    # algorithm 2 alone: with algorithm 1 the runs without Carlo Flora's clips did not fit
+    # RawBoost's impulsive noise without algorithm 1's filters
     ("RawBoost 2 copies", copies(augment_rawboost="2")),
     ("band masking (up to 8 of 64 bands)", copies(augment_band_mask=8)),
     ("codec + reverb + RawBoost 1+2", copies(augment_codec=True, augment_reverb=True,
