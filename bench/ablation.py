@@ -130,6 +130,8 @@ AUGMENT_SETTINGS = [
     # With K copies a training row is a copy K/(K+1) of the time (4/5 by default); one copy
     # makes it half.
     ("codec, 1 copy (half the rows clean)", copies(augment_codec=True, augment_variants=1)),
+    ("RawBoost 1+2, 1 copy (half the rows clean)", copies(augment_rawboost="12",
+                                                         augment_variants=1)),
 ]
 # Leave-one-out transfer: (metadata.csv column, which clips a held-out value covers).
 HOLDOUTS = [("attack", "fake"), ("speaker", "both")]
