@@ -61,7 +61,7 @@ from bench.common import (
     unseen_attacks,
 )
 from bench.report import update_readme
-from lcnn.config import BEFORE_FIELD, ORIGINAL_BASELINE, Config
+from lcnn.config import BEFORE_FIELD, ORIGINAL_BASELINE, RUNTIME_FIELDS, Config
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # (name, Config overrides). Every front end gives the LCNN body 64 bands at a 64-sample hop.
@@ -549,11 +549,11 @@ def setting_text(value) -> str:
 
 def differing(config: dict) -> list[str]:
     """A stored base Config's fields that differ from today's defaults, as FIELD=VALUE (as
-    --set takes them; epochs and threads, which --quick and the machine set, left out)."""
+    --set takes them; threads, a runtime option, left out)."""
     today = dataclasses.asdict(Config(threads=THREADS))
     saved = {**BEFORE_FIELD, **config}  # fields added since the table was stored
     return [f"{k}={setting_text(saved.get(k))}" for k in sorted(today)
-            if k not in ("epochs", "threads") and saved.get(k) != today[k]]
+            if k not in RUNTIME_FIELDS and saved.get(k) != today[k]]
 
 
 def base_settings(config: dict) -> str:
