@@ -61,7 +61,13 @@ from bench.common import (
     unseen_attacks,
 )
 from bench.report import update_readme
-from lcnn.config import BEFORE_FIELD, ORIGINAL_BASELINE, RUNTIME_FIELDS, Config
+from lcnn.config import (
+    BEFORE_FIELD,
+    NO_CHANNEL_COPIES,
+    ORIGINAL_BASELINE,
+    RUNTIME_FIELDS,
+    Config,
+)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # (name, Config overrides). Every front end gives the LCNN body 64 bands at a 64-sample hop.
@@ -99,13 +105,9 @@ FUSIONS = [
 # SpecAugment-style mask inside the model), then kinds together. Each row names every kind it
 # trains on and switches the others off (copies()), so that it stays what it says whatever the
 # default trains on.
-CHANNEL_KINDS_OFF = {"augment_codec": False, "augment_reverb": False,
-                     "augment_telephone": False, "augment_rawboost": ""}
-
-
 def copies(**kinds) -> dict:
     """Config overrides that train on exactly these channel kinds: copies(augment_codec=True)."""
-    return {**CHANNEL_KINDS_OFF, **kinds}
+    return {**NO_CHANNEL_COPIES, **kinds}
 
 
 AUGMENT_SETTINGS = [
@@ -674,7 +676,8 @@ def main() -> None:
         base = dataclasses.replace(base, epochs=2)
     runs_dir = ROOT / "runs" / ("ablation-quick" if args.quick else "ablation")
     json_path = runs_dir / "ablation.json" if args.quick else ROOT / "bench" / "ablation.json"
-    out_dir = runs_folder(runs_dir, dataclasses.asdict(base))
+    config = dataclasses.asdict(base)
+    out_dir = runs_folder(runs_dir, config)
     unseen = unseen_attacks(args.data)
     for name in args.tables:
         started = time.perf_counter()
@@ -682,7 +685,6 @@ def main() -> None:
         # read again just before writing: another ablation may have stored a table meanwhile
         stored = _stored_tables(json_path)
         command = " ".join(["python -m bench.ablation", *sys.argv[1:]])
-        config = dataclasses.asdict(base)
         key = table_key(name, config)
         # rows measured with the same base settings are kept; others would be a different default
         if partial(name, args) and stored.get(key, {}).get("config") == config:

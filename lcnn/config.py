@@ -36,6 +36,9 @@ BEFORE_FIELD = {
     "augment_rawboost": "", "augment_variants": 4,
     "augment_band_mask": 0,
 }
+# Overrides that switch off every kind of cached channel copy (lcnn.augment.channel_kinds)
+NO_CHANNEL_COPIES = {"augment_codec": False, "augment_reverb": False,
+                     "augment_telephone": False, "augment_rawboost": ""}
 MAX_LEARNING_RATE = 1.0  # Adam diverges long before this; larger values are typos
 MAX_SEED = 2**31  # NumPy takes seeds below 2**32; a run adds the epoch number to its seed
 

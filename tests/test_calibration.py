@@ -10,7 +10,7 @@ import pytest
 from scipy.optimize import minimize
 
 from lcnn import metrics
-from lcnn.detector import calibration
+from lcnn.detector import calibration, runs
 
 
 def focal_like_scores(seed: int, n: int = 300):
@@ -77,10 +77,10 @@ def test_run_folder_round_trip_and_old_runs(tmp_path):
     # a run written before the score column was renamed
     rows = ["file\tp_fake\tlabel"] + [f"c{i}.wav\t{s:.6f}\t{'fake' if y else 'real'}"
                                       for i, (s, y) in enumerate(zip(scores, labels, strict=True))]
-    (old / calibration.VALIDATION_SCORES).write_text("\n".join(rows) + "\n")
+    (old / runs.VALIDATION_SCORES).write_text("\n".join(rows) + "\n")
     cal, note = calibration.for_run(old)
     assert "fitted it now" in note
-    stored = json.loads((old / calibration.CALIBRATION).read_text())
+    stored = json.loads((old / runs.CALIBRATION).read_text())
     assert stored["a"] == cal.a and "bona fide vs spoof" in stored["llr"]
     again, note = calibration.for_run(old)
     assert note == "" and again == cal
@@ -100,7 +100,7 @@ def test_read_only_old_run_is_calibrated_without_saving(tmp_path, monkeypatch):
     labels, scores = focal_like_scores(6, 60)
     rows = ["file\tscore\tlabel"] + [f"c{i}.wav\t{s:.9g}\t{'fake' if y else 'real'}"
                                      for i, (s, y) in enumerate(zip(scores, labels, strict=True))]
-    (tmp_path / calibration.VALIDATION_SCORES).write_text("\n".join(rows) + "\n")
+    (tmp_path / runs.VALIDATION_SCORES).write_text("\n".join(rows) + "\n")
 
     def read_only(*_):
         raise PermissionError(13, "Permission denied")
@@ -108,7 +108,7 @@ def test_read_only_old_run_is_calibrated_without_saving(tmp_path, monkeypatch):
     monkeypatch.setattr(calibration, "save", read_only)
     cal, note = calibration.for_run(tmp_path)
     assert "not saved: Permission denied" in note
-    assert not (tmp_path / calibration.CALIBRATION).exists()
+    assert not (tmp_path / runs.CALIBRATION).exists()
     assert cal.a == pytest.approx(calibration.fit_platt(labels, scores)[0])
 
 
@@ -159,7 +159,7 @@ def test_fuse_runs_aligns_files_and_beats_each_system(tmp_path):
 
 @pytest.mark.parametrize("text", ['{"a": 1', '{"a": -1.5}', '[1, 2]', '{"a": "x", "b": 0}'])
 def test_a_damaged_calibration_file_is_one_error_naming_it(tmp_path, text):
-    (tmp_path / calibration.CALIBRATION).write_text(text)
+    (tmp_path / runs.CALIBRATION).write_text(text)
     with pytest.raises(calibration.runs.RunError,
                        match=r"calibration\.json: damaged calibration"):
         calibration.load(tmp_path)

@@ -14,7 +14,14 @@ import os
 import sys
 from pathlib import Path
 
-from lcnn.config import MODELS, RUNTIME_FIELDS, Config, canonical_model, parse_setting
+from lcnn.config import (
+    MODELS,
+    NO_CHANNEL_COPIES,
+    RUNTIME_FIELDS,
+    Config,
+    canonical_model,
+    parse_setting,
+)
 from lcnn.errors import ConfigError, LcnnError
 
 # train flag -> Config field. The flags default to None ("not given"): the defaults live in
@@ -29,8 +36,7 @@ def _given_settings(args) -> dict:
     given.update(args.set or {})
     if args.no_augment:
         given.update(augment_noise=False, augment_shift=False, augment_gain=False,
-                     augment_band_mask=0, augment_codec=False, augment_reverb=False,
-                     augment_telephone=False, augment_rawboost="")
+                     augment_band_mask=0, **NO_CHANNEL_COPIES)
     if args.noise:
         given["augment_noise"] = True
     given.update(_channel_settings(args))
@@ -271,7 +277,7 @@ def cmd_predict(args) -> int:
     cal, note = calibration.for_run(args.run_dir)
     threshold, source = calibration.decision_threshold(cal, args.threshold)
     if cal is not None and args.threshold is None:
-        source += f"; stored in {Path(args.run_dir) / calibration.CALIBRATION}"
+        source += f"; stored in {Path(args.run_dir) / runs.CALIBRATION}"
     if not args.json:  # each JSON object carries the threshold and its source instead
         prior = cal.prior_fake if cal is not None else None
         print(f"# threshold {threshold:.4f} on the raw score ({source})"

@@ -33,7 +33,6 @@ import numpy as np
 from lcnn import metrics
 from lcnn.detector import runs
 
-CALIBRATION, VALIDATION_SCORES = runs.CALIBRATION, runs.VALIDATION_SCORES
 PRIOR_FAKE = 0.5  # the prior of the probability of fake that predict/evaluate print
 EPS = 1e-7  # raw scores are clipped to [EPS, 1 - EPS] before the logit
 
@@ -129,7 +128,7 @@ def fit(labels: np.ndarray, scores: np.ndarray, source: str = "validation") -> C
 
 
 def save(cal: Calibration, run_dir: str | Path) -> Path:
-    path = Path(run_dir) / CALIBRATION
+    path = Path(run_dir) / runs.CALIBRATION
     runs.write_json(path, {
         "method": "Platt: llr = a * logit(score) + b",
         "llr": "natural log, bona fide vs spoof: ln p(score|bona fide) / p(score|spoof)",
@@ -140,14 +139,14 @@ def save(cal: Calibration, run_dir: str | Path) -> Path:
 
 def load(run_dir: str | Path) -> Calibration | None:
     """The run's calibration, or None for a run trained before calibration existed."""
-    path = Path(run_dir) / CALIBRATION
+    path = Path(run_dir) / runs.CALIBRATION
     if not path.exists():
         return None
     data = runs.read_json_object(path, "calibration")
     if not all(isinstance(data.get(k), int | float) and not isinstance(data.get(k), bool)
                for k in ("a", "b")):
         raise runs.RunError(f"{path}: damaged calibration (needs numbers a and b); delete it "
-                            f"and it is fitted again from {VALIDATION_SCORES}")
+                            f"and it is fitted again from {runs.VALIDATION_SCORES}")
     known = Calibration.__dataclass_fields__
     return Calibration(**{k: v for k, v in data.items() if k in known})
 
@@ -168,9 +167,9 @@ def calibrate_run(run_dir: str | Path, save_it: bool = True) -> Calibration:
     """Fit the calibration and thresholds on the run's validation scores (those of the best
     epoch, written by train) and store them in <run_dir>/calibration.json (unless not save_it)."""
     run_dir = Path(run_dir)
-    path = run_dir / VALIDATION_SCORES
+    path = run_dir / runs.VALIDATION_SCORES
     if not path.exists():
-        raise runs.RunError(f"{run_dir}: no {VALIDATION_SCORES} to calibrate on; "
+        raise runs.RunError(f"{run_dir}: no {runs.VALIDATION_SCORES} to calibrate on; "
                             "has training finished at least one epoch?")
     state = runs.read_json(run_dir / runs.STATE) if (run_dir / runs.STATE).exists() else {}
     epoch = f" (best epoch {state['best_epoch']})" if state.get("best_epoch") else ""
@@ -196,14 +195,14 @@ def for_run(run_dir: str | Path) -> tuple[Calibration | None, str]:
     cal = load(run_dir)
     if cal is not None:
         return cal, ""
-    if (Path(run_dir) / VALIDATION_SCORES).exists():
-        note = f"{run_dir} had no {CALIBRATION}; fitted it now on {VALIDATION_SCORES}"
+    if (Path(run_dir) / runs.VALIDATION_SCORES).exists():
+        note = f"{run_dir} had no {runs.CALIBRATION}; fitted it now on {runs.VALIDATION_SCORES}"
         try:
             return calibrate_run(run_dir), note
         except OSError as e:  # a read-only run folder: use it without saving
             return calibrate_run(run_dir, save_it=False), f"{note} (not saved: {e.strerror})"
-    return None, (f"{run_dir} has no {CALIBRATION} and no {VALIDATION_SCORES}: raw scores only, "
-                  "no calibrated probability, and no threshold chosen on validation")
+    return None, (f"{run_dir} has no {runs.CALIBRATION} and no {runs.VALIDATION_SCORES}: raw "
+                  "scores only, no calibrated probability, and no threshold chosen on validation")
 
 
 @dataclass
@@ -245,10 +244,10 @@ def fuse_runs(run_dirs: list[str | Path], split: str = "testing"
     scores-<split>.tsv (written by evaluate). Returns the fusion, files, labels and fused LLRs
     of the clips all runs scored."""
     dirs = [Path(d) for d in run_dirs]
-    for d, name in ((d, n) for d in dirs for n in (VALIDATION_SCORES, f"scores-{split}.tsv")):
+    for d, name in ((d, n) for d in dirs for n in (runs.VALIDATION_SCORES, f"scores-{split}.tsv")):
         if not (d / name).exists():
             raise runs.RunError(f"{d}: no {name}; train and evaluate the run on {split} first")
-    _, val_labels, val_scores = _aligned([d / VALIDATION_SCORES for d in dirs])
+    _, val_labels, val_scores = _aligned([d / runs.VALIDATION_SCORES for d in dirs])
     weights, b = fit_linear_llr(val_labels, np.column_stack([logit(s) for s in val_scores]))
     fusion = Fusion([str(d) for d in dirs], weights, b)
     files, labels, scores = _aligned([d / f"scores-{split}.tsv" for d in dirs])
