@@ -14,6 +14,7 @@ from lcnn.audio import load_audio
 from lcnn.config import Config
 from lcnn.detector import runs
 from lcnn.detector.export import export_tflite, tflite_scorer
+from lcnn.detector.model import OUTPUT_LAYER
 from lcnn.detector.predict import clip_windows
 from lcnn.errors import ExportError, LcnnError
 
@@ -54,7 +55,7 @@ def _spread_scores(model, x: np.ndarray) -> None:
     A freshly initialised model scores every clip about 0.5, which would make the comparison
     with TFLite trivially pass; training it would cost more time than this test is worth.
     """
-    layer = model.get_layer("fake_probability")
+    layer = model.get_layer(OUTPUT_LAYER)
     kernel, bias = layer.get_weights()
     p = np.clip(np.asarray(model.predict_on_batch(x), dtype=np.float64).ravel(), 1e-6, 1 - 1e-6)
     logits = np.log(p / (1 - p)) - bias[0]  # the part that the kernel contributes

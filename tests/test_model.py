@@ -8,7 +8,7 @@ import pytest
 
 from lcnn.config import Config
 from lcnn.detector.layers import MaxFeatureMap, SincConv1D
-from lcnn.detector.model import MODELS, build_model, layer_costs, model_flops
+from lcnn.detector.model import MODELS, OUTPUT_LAYER, build_model, layer_costs, model_flops
 from lcnn.errors import ConfigError, LcnnError
 
 # 4,000 samples: enough for every pooling stage, quick to run; most tests here are about the
@@ -23,14 +23,14 @@ def default_model():
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_both_models_output_one_probability_per_clip(name):
+def test_both_models_output_one_score_per_clip(name):
     model = build_model(SHORT, model=name)
     assert model.input_shape == (None, SHORT.n_samples)
     x = np.random.default_rng(0).normal(scale=0.1, size=(3, SHORT.n_samples)).astype("float32")
     out = np.asarray(model.predict(x, verbose=0))
     assert out.shape == (3, 1)
     # the logistic function of a linear read-out of the features, computed here in numpy
-    head = model.get_layer("fake_probability")
+    head = model.get_layer(OUTPUT_LAYER)
     features = np.asarray(keras.Model(model.input, head.input)(x, training=False))
     kernel, bias = head.get_weights()
     np.testing.assert_allclose(out, 1 / (1 + np.exp(-(features @ kernel + bias))), rtol=1e-5)

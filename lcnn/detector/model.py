@@ -62,6 +62,9 @@ LCNN_DENSE = 160  # before MFM; the embedding has half as many features
 # corpus: 5 steps per epoch). 0.9 catches up within about 50 steps.
 BN_MOMENTUM = 0.9
 BASELINE_SINC = (24, 15)  # the baseline's sinc filters x taps, at full rate
+# The output layer's name: its sigmoid output ranks clips but is not a probability (models
+# saved before it was named so call it "fake_probability"; nothing looks it up by name).
+OUTPUT_LAYER = "fake_score"
 
 
 def build_model(cfg: Config, **overrides) -> keras.Model:
@@ -128,7 +131,7 @@ def build_lcnn(cfg: Config) -> keras.Model:
     x = layers.Dense(LCNN_DENSE, name="fc")(x)
     x = MaxFeatureMap(name="fc_mfm")(x)
     x = layers.Dropout(cfg.dropout, name="dropout")(x)
-    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="fake_probability")(x)
+    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name=OUTPUT_LAYER)(x)
     return keras.Model(inputs, outputs, name="lcnn")
 
 
@@ -205,7 +208,7 @@ def build_baseline(cfg: Config) -> keras.Model:
     x = layers.GlobalAveragePooling1D(name="avg")(x)
     x = layers.Dense(64, activation="relu", name="fc")(x)
     x = layers.Dropout(cfg.dropout, name="dropout")(x)
-    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="fake_probability")(x)
+    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name=OUTPUT_LAYER)(x)
     return keras.Model(inputs, outputs, name="baseline")
 
 
