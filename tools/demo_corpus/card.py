@@ -168,7 +168,9 @@ first 2 s), `origin` (source file), `licence`.
 - **Splits**: the split unit is the prompt (`text_id`): a prompt's recordings in all
   languages, prompts with the same English text and identical recordings form one unit.
   Units are shuffled with a fixed seed and cut 60/20/20; every real clip and its copy land
-  in their prompt's split, so no recording and no text appears in two splits.
+  in their prompt's split, so no recording and no text appears in two splits. Each voice then
+  keeps the same number of real clips in a split, each with its copy (`PER_VOICE` in
+  `tools/build_demo_corpus.py`; the table of clips per split, voice and attack above).
 
 ## The unseen attack and the unseen speaker
 
