@@ -35,6 +35,7 @@ BEFORE_FIELD = {
     "augment_codec": False, "augment_reverb": False, "augment_telephone": False,
     "augment_rawboost": "", "augment_variants": 4,
     "augment_band_mask": 0,
+    "min_epochs": 0,
 }
 # Overrides that switch off every kind of cached channel copy (lcnn.augment.channel_kinds)
 NO_CHANNEL_COPIES = {"augment_codec": False, "augment_reverb": False,
@@ -81,6 +82,10 @@ class Config:
     # early stopping on validation EER (noisy on small validation sets): stop after this many
     # epochs without a better one; 0 stops after the first epoch that does not improve
     patience: int = 10
+    # and never before this many epochs (Keras' EarlyStopping calls it start_from_epoch): a run
+    # that has not begun to fit by then is not cut short, as RawBoost copies on a small
+    # training split can make it (bench/ablation.md, "Channel augmentation"). 0 = from the start.
+    min_epochs: int = 0
     threads: int = 0  # CPU threads for TensorFlow; 0 = all cores
     # white noise at 10-40 dB SNR can mask the quiet-band artefacts the detector needs
     augment_noise: bool = False
@@ -184,8 +189,8 @@ def _is_real(value) -> bool:
 def _problems(cfg: Config) -> Iterator[tuple[str, str]]:
     """(field, what is wrong) for each field of cfg that cannot work, one message each."""
     ints = {"sample_rate": 1, "sinc_filters": 1, "sinc_kernel_size": 1, "sinc_stride": 1,
-            "sinc_pool": 1, "epochs": 1, "batch_size": 1, "patience": 0, "threads": 0,
-            "augment_band_mask": 0}
+            "sinc_pool": 1, "epochs": 1, "batch_size": 1, "patience": 0, "min_epochs": 0,
+            "threads": 0, "augment_band_mask": 0}
     for name, low in ints.items():
         value = getattr(cfg, name)
         if not _is_int(value) or value < low:

@@ -221,7 +221,8 @@ BAD_FIELDS = {"sample_rate": 0, "duration": -1.0, "model": "resnet", "front_end"
               "sinc_kernel_size": 0, "sinc_stride": True, "sinc_pool": -4, "sinc_log": "no",
               "sinc_trainable": 1, "dropout": 1.0, "epochs": 0, "batch_size": -8,
               "learning_rate": math.nan, "clipnorm": 0.0, "focal_alpha": 1.5,
-              "focal_gamma": -1.0, "class_weights": None, "patience": -1, "threads": -1,
+              "focal_gamma": -1.0, "class_weights": None, "patience": -1, "min_epochs": -1,
+              "threads": -1,
               "augment_noise": "yes", "augment_shift": 0, "augment_gain": [], "seed": -1,
               "augment_codec": "on", "augment_reverb": 2, "augment_telephone": None,
               "augment_rawboost": "14", "augment_variants": 0, "augment_band_mask": -2}
@@ -475,29 +476,31 @@ class _FakeModel:
         Path(path).write_bytes(b"model")
 
 
-def _end_epoch(run_dir, model, clips, state, patience, epoch, loss):
+def _end_epoch(run_dir, model, clips, state, patience, epoch, loss, min_epochs=0):
     import tensorflow as tf
 
     from lcnn.detector.train import _end_epoch
 
     return _end_epoch(run_dir, model, model.score, None, clips, state, patience, epoch,
-                      {"loss": loss}, 1.0, tf.distribute.get_strategy())
+                      {"loss": loss}, 1.0, tf.distribute.get_strategy(), min_epochs)
 
 
-@pytest.mark.parametrize(("patience", "stops_after"), [(0, 2), (1, 2), (2, 3)])
-def test_patience_counts_epochs_without_a_better_eer(tmp_path, patience, stops_after):
+@pytest.mark.parametrize(("patience", "min_epochs", "stops_after"),
+                         [(0, 0, 2), (1, 0, 2), (2, 0, 3), (0, 4, 4), (2, 2, 3), (1, 6, 6)])
+def test_patience_counts_epochs_without_a_better_eer(tmp_path, patience, min_epochs,
+                                                     stops_after):
     """Validation EER 0.0 in epoch 1, then 0.5 ever after: patience 0 and 1 both stop at the
-    first epoch that is not better, patience 2 one epoch later."""
+    first epoch that is not better, patience 2 one epoch later; never before min_epochs."""
     from types import SimpleNamespace
 
     labels = [0, 0, 1, 1]
     perfect, useless = [0.1, 0.2, 0.8, 0.9], [0.5, 0.5, 0.5, 0.5]
     clips = SimpleNamespace(labels=labels, files=[f"f{i}.wav" for i in range(4)])
     state = dict(NEW_STATE)
-    model = _FakeModel([perfect] + [useless] * 5)
+    model = _FakeModel([perfect] + [useless] * 7)
     epoch = 0
-    while not state["stopped_early"] and epoch < 6:
-        _end_epoch(tmp_path, model, clips, state, patience, epoch, 1.0)
+    while not state["stopped_early"] and epoch < 8:
+        _end_epoch(tmp_path, model, clips, state, patience, epoch, 1.0, min_epochs)
         epoch += 1
     assert epoch == stops_after and state["stopped_early"]
     assert runs.load_state(tmp_path)["epoch"] == stops_after

@@ -56,7 +56,8 @@ def prepare_to_train(model, cfg: Config, steps_per_epoch: int, strategy) -> None
 
 
 def _end_epoch(run_dir: Path, model, score, val_ds, val_clips, state: dict, patience: int,
-               epoch: int, logs: dict[str, float], seconds: float, strategy) -> float:
+               epoch: int, logs: dict[str, float], seconds: float, strategy,
+               min_epochs: int = 0) -> float:
     """After each epoch: validation EER (returned), history, best and last model, early
     stopping.
 
@@ -100,7 +101,8 @@ def _end_epoch(run_dir: Path, model, score, val_ds, val_clips, state: dict, pati
     checkpoint = runs.next_checkpoint(run_dir, epoch + 1)
     runs.atomic_save_model(model, checkpoint)
     state["epoch"] = epoch + 1
-    if state["wait"] >= max(patience, 1):  # 0: stop at the first epoch not better
+    # patience 0: stop at the first epoch not better (once min_epochs are done)
+    if state["wait"] >= max(patience, 1) and epoch + 1 >= min_epochs:
         state["stopped_early"] = True
     # state.json is the commit: killed before it, the epoch is redone from last.keras, which
     # still holds the epoch before; killed after it, resuming moves the checkpoint into place
@@ -359,7 +361,7 @@ def _fit(model, run_dir: Path, cfg: Config, state: dict, train_clips, val_clips,
         seconds = _train_epoch(step, loop.distributed(strategy, train_ds), bar)
         logs = step.results()
         eer = _end_epoch(run_dir, model, score, val_ds, val_clips, state, cfg.patience, epoch, logs,
-                         seconds, strategy)
+                         seconds, strategy, cfg.min_epochs)
         if bar is not None:
             bar.update(steps, [*logs.items(), ("val_eer", eer)], finalize=True)
     if verbose and state.get("stopped_early"):
