@@ -82,9 +82,8 @@ class Config:
     # early stopping on validation EER (noisy on small validation sets): stop after this many
     # epochs without a better one; 0 stops after the first epoch that does not improve
     patience: int = 10
-    # and never before this many epochs (Keras' EarlyStopping calls it start_from_epoch): a run
-    # that has not begun to fit by then is not cut short, as RawBoost copies on a small
-    # training split can make it (bench/ablation.md, "Channel augmentation"). 0 = from the start.
+    # and never before this many epochs (Keras' EarlyStopping calls it start_from_epoch), for
+    # runs whose validation EER stalls for a while before it falls. 0 = from the start.
     min_epochs: int = 0
     threads: int = 0  # CPU threads for TensorFlow; 0 = all cores
     # white noise at 10-40 dB SNR can mask the quiet-band artefacts the detector needs
