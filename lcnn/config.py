@@ -96,8 +96,9 @@ class Config:
     # clip or one of its copies, drawn at random. All off: codec, room and telephone copies
     # help through channels but, together, cost transfer to a held-out neural vocoder; RawBoost
     # 1+2, the one kind that helped through channels without costing clean clips or that
-    # vocoder, cost transfer to held-out speakers on every seed in 40 epochs, perhaps for want
-    # of longer training (bench/ablation.md, "Channel augmentation").
+    # vocoder, cost held-out speakers in 40 epochs; in 80 not on average, but one run in three
+    # on a training split without the male speaker did not fit at all (bench/ablation.md,
+    # "Channel augmentation").
     augment_codec: bool = False  # MP3, Opus, AMR-NB, G.711, G.722 at several bit rates
     augment_reverb: bool = False  # synthetic rooms, RT60 0.2-1.0 s
     augment_telephone: bool = False  # 8 kHz, 300-3,400 Hz
