@@ -262,9 +262,9 @@ def test_a_table_on_other_base_settings_is_kept_beside_the_defaults():
     assert key == f"transfer with augment_rawboost=1 2, sinc_log={str(other['sinc_log']).lower()}"
     assert table_of(key) == "transfer"
     assert table_key("transfer", {**today, "threads": 1}) == "transfer"
-    # a longer schedule is other settings: its table and runs do not replace the default's
+    # a longer schedule is other settings, with a table of its own
     assert table_key("transfer", {**today, "epochs": 80}) == "transfer with epochs=80"
-    # and its runs do not replace the default's
+    # and runs of its own, beside the default's
     assert runs_folder(Path("r"), today) == Path("r")
     assert runs_folder(Path("r"), other).parent == Path("r")
     assert runs_folder(Path("r"), other).name.startswith("with-augment_rawboost=1_2-sinc_log=")
