@@ -63,7 +63,8 @@ LCNN_DENSE = 160  # before MFM; the embedding has half as many features
 BN_MOMENTUM = 0.9
 BASELINE_SINC = (24, 15)  # the baseline's sinc filters x taps, at full rate
 # The output layer's name: its sigmoid output ranks clips but is not a probability (models
-# saved before it was named so call it "fake_probability"; nothing looks it up by name).
+# saved before it was named so call it "fake_probability"; loading and resuming never look it
+# up by name).
 OUTPUT_LAYER = "fake_score"
 
 
