@@ -36,6 +36,7 @@ BEFORE_FIELD = {
     "augment_rawboost": "", "augment_variants": 4,
     "augment_band_mask": 0,
     "min_epochs": 0,
+    "cllr_resets_patience": False,
 }
 # Overrides that switch off every kind of cached channel copy (lcnn.augment.channel_kinds)
 NO_CHANNEL_COPIES = {"augment_codec": False, "augment_reverb": False,
@@ -85,6 +86,12 @@ class Config:
     # and never before this many epochs (Keras' EarlyStopping calls it start_from_epoch), for
     # runs whose validation EER stalls for a while before it falls. 0 = from the start.
     min_epochs: int = 0
+    # True: an epoch with a lower validation Cllr than any before also restarts the count. The
+    # EER moves in steps of one clip and can stand still for 20 epochs while the model is still
+    # learning (a training ROC-AUC near 0.7, the held-out neural vocoder at chance) and the
+    # Cllr, a proper scoring rule (what Keras' EarlyStopping watches as val_loss), still falls.
+    # The best epoch is still chosen by the EER.
+    cllr_resets_patience: bool = False
     threads: int = 0  # CPU threads for TensorFlow; 0 = all cores
     # white noise at 10-40 dB SNR can mask the quiet-band artefacts the detector needs
     augment_noise: bool = False
@@ -198,7 +205,8 @@ def _problems(cfg: Config) -> Iterator[tuple[str, str]]:
             yield name, f"{name} must be {what}, got {value!r}"
     if not _is_int(cfg.seed) or not 0 <= cfg.seed < MAX_SEED:
         yield "seed", f"seed must be an integer in [0, 2**31), got {cfg.seed!r}"
-    for name in ("input_norm", "sinc_log", "sinc_trainable", "class_weights", "augment_noise",
+    for name in ("input_norm", "sinc_log", "sinc_trainable", "cllr_resets_patience",
+                 "class_weights", "augment_noise",
                  "augment_shift", "augment_gain", "augment_codec", "augment_reverb",
                  "augment_telephone"):
         if not isinstance(getattr(cfg, name), bool):

@@ -222,6 +222,7 @@ BAD_FIELDS = {"sample_rate": 0, "duration": -1.0, "model": "resnet", "front_end"
               "sinc_trainable": 1, "dropout": 1.0, "epochs": 0, "batch_size": -8,
               "learning_rate": math.nan, "clipnorm": 0.0, "focal_alpha": 1.5,
               "focal_gamma": -1.0, "class_weights": None, "patience": -1, "min_epochs": -1,
+              "cllr_resets_patience": "yes",
               "threads": -1,
               "augment_noise": "yes", "augment_shift": 0, "augment_gain": [], "seed": -1,
               "augment_codec": "on", "augment_reverb": 2, "augment_telephone": None,
@@ -476,13 +477,15 @@ class _FakeModel:
         Path(path).write_bytes(b"model")
 
 
-def _end_epoch(run_dir, model, clips, state, patience, epoch, loss, min_epochs=0):
+def _end_epoch(run_dir, model, clips, state, patience, epoch, loss, min_epochs=0,
+               cllr_resets_patience=False):
     import tensorflow as tf
 
     from lcnn.detector.train import _end_epoch
 
     return _end_epoch(run_dir, model, model.score, None, clips, state, patience, epoch,
-                      {"loss": loss}, 1.0, tf.distribute.get_strategy(), min_epochs)
+                      {"loss": loss}, 1.0, tf.distribute.get_strategy(), min_epochs,
+                      cllr_resets_patience)
 
 
 @pytest.mark.parametrize(("patience", "min_epochs", "stops_after"),
@@ -505,6 +508,32 @@ def test_patience_counts_epochs_without_a_better_eer(tmp_path, patience, min_epo
     assert epoch == stops_after and state["stopped_early"]
     assert runs.load_state(tmp_path)["epoch"] == stops_after
     assert state["best_epoch"] == 1 and state["best_eer"] == 0.0
+
+
+@pytest.mark.parametrize(("cllr_resets_patience", "stops_after"), [(False, 2), (True, 5)])
+def test_a_lower_cllr_can_restart_the_patience_count(tmp_path, cllr_resets_patience,
+                                                     stops_after):
+    """Epoch 1 separates the classes (EER 0) with scores near 0.5; epochs 2-4 do not (EER 0.5)
+    but each has a lower Cllr than any before; epoch 5 scores 0.5 everywhere. Patience 1 stops
+    at epoch 2, or, when a lower Cllr counts as progress, at epoch 5; the best is epoch 1."""
+    from types import SimpleNamespace
+
+    clips = SimpleNamespace(labels=[0, 0, 1, 1], files=[f"f{i}.wav" for i in range(4)])
+    barely = [0.49, 0.495, 0.505, 0.51]
+    mixed = [[lo, 0.6, 0.4, 1 - lo] for lo in (0.1, 0.05, 0.02)]  # one clip wrong per class
+    model = _FakeModel([barely, *mixed, [0.5] * 4, [0.5] * 4])
+    state = dict(NEW_STATE)
+    epoch = 0
+    while not state["stopped_early"] and epoch < 6:
+        _end_epoch(tmp_path, model, clips, state, 1, epoch, 1.0,
+                   cllr_resets_patience=cllr_resets_patience)
+        epoch += 1
+    assert epoch == stops_after and state["stopped_early"]
+    assert (state["best_epoch"], state["best_eer"]) == (1, 0.0)
+    history = runs.read_history(tmp_path / runs.HISTORY)
+    assert [r["val_eer"] for r in history[1:4]] == [0.5] * len(history[1:4])
+    cllrs = [r["val_cllr"] for r in history[:4]]
+    assert all(later < earlier for earlier, later in zip(cllrs, cllrs[1:], strict=False))
 
 
 def test_an_equal_eer_with_a_lower_cllr_is_a_better_epoch(tmp_path):

@@ -57,14 +57,15 @@ def prepare_to_train(model, cfg: Config, steps_per_epoch: int, strategy) -> None
 
 def _end_epoch(run_dir: Path, model, score, val_ds, val_clips, state: dict, patience: int,
                epoch: int, logs: dict[str, float], seconds: float, strategy,
-               min_epochs: int = 0) -> float:
+               min_epochs: int = 0, cllr_resets_patience: bool = False) -> float:
     """After each epoch: validation EER (returned), history, best and last model, early
     stopping.
 
     The best epoch has the lowest validation EER; among epochs of equal EER, the lowest
     validation Cllr of the raw scores (lcnn.metrics.raw_llr; a class-balanced cross-entropy).
     Small validation splits often reach an EER of 0 well before the scores stop improving, and
-    the EER alone would then keep the first of those epochs.
+    the EER alone would then keep the first of those epochs. Early stopping counts the epochs
+    since the best one (or, with cllr_resets_patience, since the best one or the lowest Cllr).
 
     The progress lives in state.json next to the checkpoints (not in memory, as Keras'
     EarlyStopping and ModelCheckpoint keep theirs), so a resumed run stops at the same point
@@ -91,11 +92,17 @@ def _end_epoch(run_dir: Path, model, score, val_ds, val_clips, state: dict, pati
     history = runs.read_history(run_dir / runs.HISTORY)
     history = [r for r in history if r["epoch"] < epoch + 1] + [row]
     runs.write_history(run_dir / runs.HISTORY, history)
+    lowest = state.get("lowest_cllr")
+    lower_cllr = lowest is None or val_cllr < lowest
+    if lower_cllr:
+        state["lowest_cllr"] = val_cllr
     if _better(eer, val_cllr, state):
         state.update(best_eer=eer, best_cllr=val_cllr, best_epoch=epoch + 1, wait=0)
         runs.atomic_save_model(model, run_dir / runs.BEST)
         runs.write_scores(run_dir / runs.VALIDATION_SCORES, val_clips.files, scores,
                           val_clips.labels)
+    elif cllr_resets_patience and lower_cllr:
+        state["wait"] = 0
     else:
         state["wait"] += 1
     checkpoint = runs.next_checkpoint(run_dir, epoch + 1)
@@ -120,8 +127,8 @@ def _better(eer: float, val_cllr: float, state: dict) -> bool:
         eer == best and (best_cllr is None or val_cllr < best_cllr))
 
 
-NEW_STATE = {"epoch": 0, "best_eer": None, "best_cllr": None, "best_epoch": 0, "wait": 0,
-             "stopped_early": False, "finished": False}
+NEW_STATE = {"epoch": 0, "best_eer": None, "best_cllr": None, "lowest_cllr": None,
+             "best_epoch": 0, "wait": 0, "stopped_early": False, "finished": False}
 
 
 def _changed_settings(saved: dict, cfg: Config, data: dict) -> list[str]:
@@ -214,8 +221,8 @@ def _already_finished(run_dir: Path, state: dict | None, verbose: int) -> bool:
 
 
 # state.json's progress, in the order share_from_chief sends it (None as NaN)
-_PROGRESS = ("epoch", "best_eer", "best_cllr", "best_epoch", "wait", "stopped_early",
-             "finished")
+_PROGRESS = ("epoch", "best_eer", "best_cllr", "lowest_cllr", "best_epoch", "wait",
+             "stopped_early", "finished")
 
 
 def _chief_state(strategy, state: dict) -> dict:
@@ -227,7 +234,7 @@ def _chief_state(strategy, state: dict) -> dict:
         progress[key] = int(progress[key])
     for key in ("stopped_early", "finished"):
         progress[key] = bool(progress[key])
-    for key in ("best_eer", "best_cllr"):
+    for key in ("best_eer", "best_cllr", "lowest_cllr"):
         progress[key] = None if np.isnan(progress[key]) else progress[key]
     return {**state, **progress}
 
@@ -361,12 +368,13 @@ def _fit(model, run_dir: Path, cfg: Config, state: dict, train_clips, val_clips,
         seconds = _train_epoch(step, loop.distributed(strategy, train_ds), bar)
         logs = step.results()
         eer = _end_epoch(run_dir, model, score, val_ds, val_clips, state, cfg.patience, epoch, logs,
-                         seconds, strategy, cfg.min_epochs)
+                         seconds, strategy, cfg.min_epochs, cfg.cllr_resets_patience)
         if bar is not None:
             bar.update(steps, [*logs.items(), ("val_eer", eer)], finalize=True)
     if verbose and state.get("stopped_early"):
-        print(f"stopped early after epoch {state['epoch']}: no better validation EER for "
-              f"{state['wait']} epoch(s) (--patience {cfg.patience})")
+        what = " nor lower Cllr" if cfg.cllr_resets_patience else ""
+        print(f"stopped early after epoch {state['epoch']}: no better validation EER{what} "
+              f"for {state['wait']} epoch(s) (--patience {cfg.patience})")
     state["finished"] = True
     # throughput of the training passes only (validation excluded), over this session's epochs
     seconds = sum(r["seconds"] for r in runs.read_history(run_dir / runs.HISTORY)
