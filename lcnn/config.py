@@ -88,9 +88,9 @@ class Config:
     min_epochs: int = 0
     # True: an epoch with a lower validation Cllr than any before also restarts the count. The
     # EER moves in steps of one clip and can stand still for 20 epochs while the model is still
-    # learning (a training ROC-AUC near 0.7, the held-out neural vocoder at chance) and the
-    # Cllr, a proper scoring rule (what Keras' EarlyStopping watches as val_loss), still falls.
-    # The best epoch is still chosen by the EER.
+    # learning (a training ROC-AUC near 0.7, HiFi-GAN copies at chance) and the Cllr, a
+    # class-balanced cross-entropy like the val_loss Keras' EarlyStopping watches by default,
+    # still falls. The best epoch is still chosen by the EER.
     cllr_resets_patience: bool = False
     threads: int = 0  # CPU threads for TensorFlow; 0 = all cores
     # white noise at 10-40 dB SNR can mask the quiet-band artefacts the detector needs
