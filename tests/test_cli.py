@@ -483,9 +483,10 @@ def _end_epoch(run_dir, model, clips, state, patience, epoch, loss, min_epochs=0
 
     from lcnn.detector.train import _end_epoch
 
-    return _end_epoch(run_dir, model, model.score, None, clips, state, patience, epoch,
-                      {"loss": loss}, 1.0, tf.distribute.get_strategy(), min_epochs,
-                      cllr_resets_patience)
+    cfg = Config(patience=patience, min_epochs=min_epochs,
+                 cllr_resets_patience=cllr_resets_patience)
+    return _end_epoch(run_dir, model, model.score, None, clips, state, cfg, epoch,
+                      {"loss": loss}, 1.0, tf.distribute.get_strategy())
 
 
 @pytest.mark.parametrize(("patience", "min_epochs", "stops_after"),

@@ -55,9 +55,8 @@ def prepare_to_train(model, cfg: Config, steps_per_epoch: int, strategy) -> None
         distribute.prepare_model(model, strategy)
 
 
-def _end_epoch(run_dir: Path, model, score, val_ds, val_clips, state: dict, patience: int,
-               epoch: int, logs: dict[str, float], seconds: float, strategy,
-               min_epochs: int = 0, cllr_resets_patience: bool = False) -> float:
+def _end_epoch(run_dir: Path, model, score, val_ds, val_clips, state: dict, cfg: Config,
+               epoch: int, logs: dict[str, float], seconds: float, strategy) -> float:
     """After each epoch: validation EER (returned), history, best and last model, early
     stopping.
 
@@ -101,7 +100,7 @@ def _end_epoch(run_dir: Path, model, score, val_ds, val_clips, state: dict, pati
         runs.atomic_save_model(model, run_dir / runs.BEST)
         runs.write_scores(run_dir / runs.VALIDATION_SCORES, val_clips.files, scores,
                           val_clips.labels)
-    elif cllr_resets_patience and lower_cllr:
+    elif cfg.cllr_resets_patience and lower_cllr:
         state["wait"] = 0
     else:
         state["wait"] += 1
@@ -109,7 +108,7 @@ def _end_epoch(run_dir: Path, model, score, val_ds, val_clips, state: dict, pati
     runs.atomic_save_model(model, checkpoint)
     state["epoch"] = epoch + 1
     # patience 0: stop at the first epoch not better (once min_epochs are done)
-    if state["wait"] >= max(patience, 1) and epoch + 1 >= min_epochs:
+    if state["wait"] >= max(cfg.patience, 1) and epoch + 1 >= cfg.min_epochs:
         state["stopped_early"] = True
     # state.json is the commit: killed before it, the epoch is redone from last.keras, which
     # still holds the epoch before; killed after it, resuming moves the checkpoint into place
@@ -367,8 +366,8 @@ def _fit(model, run_dir: Path, cfg: Config, state: dict, train_clips, val_clips,
             bar = keras.utils.Progbar(steps, verbose=verbose)
         seconds = _train_epoch(step, loop.distributed(strategy, train_ds), bar)
         logs = step.results()
-        eer = _end_epoch(run_dir, model, score, val_ds, val_clips, state, cfg.patience, epoch, logs,
-                         seconds, strategy, cfg.min_epochs, cfg.cllr_resets_patience)
+        eer = _end_epoch(run_dir, model, score, val_ds, val_clips, state, cfg, epoch, logs,
+                         seconds, strategy)
         if bar is not None:
             bar.update(steps, [*logs.items(), ("val_eer", eer)], finalize=True)
     if verbose and state.get("stopped_early"):
