@@ -112,6 +112,7 @@ def copies(**kinds) -> dict:
 
 AUGMENT_SETTINGS = [
     ("default", {}),
+    ("no channel copies", copies()),
     ("codec copies", copies(augment_codec=True)),
     ("reverb copies", copies(augment_reverb=True)),
     ("telephone copies", copies(augment_telephone=True)),

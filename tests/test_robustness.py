@@ -15,7 +15,7 @@ from lcnn import channels
 from lcnn.app import cli
 from lcnn.audio import load_audio, normalize
 from lcnn.augment import channel_kinds
-from lcnn.config import Config
+from lcnn.config import NO_CHANNEL_COPIES, Config
 from lcnn.dataset import list_files
 from lcnn.detector import data, runs
 from lcnn.detector.evaluate import window_scores, with_channel
@@ -23,7 +23,7 @@ from lcnn.detector.predict import clip_windows, keras_scorer, score_file
 
 RATE = 16000
 CFG = Config(duration=0.25, batch_size=4, augment_noise=False, augment_shift=False,
-             augment_gain=False)
+             augment_gain=False, **NO_CHANNEL_COPIES)
 
 
 def write_corpus(root: Path, seconds: float = 0.25, per_class: int = 3,

@@ -98,7 +98,7 @@ class SincConv1D(keras.layers.Layer):
             )
         # The cut-offs are stored in kHz, not Hz. Adam moves a weight by about the learning rate
         # per step whatever its unit, so in Hz (as in SincNet's SincConv_fast) a run of a few
-        # hundred steps at lr 3e-3 moves a filter by under 1 Hz: the bank never leaves its
+        # hundred steps at lr 1e-3 moves a filter by under 1 Hz: the bank never leaves its
         # initial mel spacing. In kHz a step moves it by up to a few Hz. (SincNet's first
         # version stored them as fractions of the sample rate for the same reason.)
         low, band = sinc_init_hz(self.filters, self.sample_rate, self.min_low_hz, self.min_band_hz)
