@@ -33,7 +33,8 @@ family, a speaker) the run trains on a copy of the corpus (symbolic links) witho
 of that value and is tested on the value's clips against real clips it never saw (see
 holdout_tree).
 
-Writes bench/ablation.json and the generated section of bench/ablation.md.
+Writes bench/ablation.json and the generated section of bench/ablation.md (`--render` rewrites
+that section from the json alone, training nothing).
 """
 
 from __future__ import annotations
@@ -662,7 +663,14 @@ def main() -> None:
                         help="base settings other than Config's defaults, for every row (e.g. "
                              "a candidate default: --set augment_codec=true)")
     parser.add_argument("--quick", action="store_true", help="2 epochs; checks the script only")
+    parser.add_argument("--render", action="store_true",
+                        help="train nothing: rewrite bench/ablation.md's tables from "
+                             "bench/ablation.json, e.g. after the defaults changed (each table's "
+                             "header names the settings it differs from them by)")
     args = parser.parse_args()
+    if args.render:
+        write_markdown(ROOT / "bench" / "ablation.json", args.data)
+        return
     known = {slug(name) for t in args.tables for name, _ in SETTINGS_TABLES.get(t, [])}
     unknown = sorted(set(args.rows) - known)
     if unknown:
@@ -698,10 +706,18 @@ def main() -> None:
             "patience": base.patience, "seeds": args.seeds, "unseen": unseen,
             "seconds": time.perf_counter() - started, "rows": rows}
         atomic_write(json_path, json.dumps(stored, indent=2) + "\n")  # each table as it ends
+    if args.quick:
+        print(render(_stored_tables(json_path)))
+    else:
+        write_markdown(json_path, args.data)
+
+
+def write_markdown(json_path: Path, data_path: Path,
+                   md_path: Path = ROOT / "bench" / "ablation.md") -> None:
+    """Print the tables stored in `json_path` and write them into `md_path`'s results block."""
     text = render(_stored_tables(json_path))
     print(text)
-    if not args.quick:
-        update_readme(ROOT / "bench" / "ablation.md", text, testing_note(args.data))
+    update_readme(md_path, text, testing_note(data_path))
 
 
 if __name__ == "__main__":

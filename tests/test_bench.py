@@ -295,3 +295,25 @@ def test_stored_tables_are_keyed_by_how_their_base_differs_from_todays_defaults(
                                 "speed": {"config": today}}))
     assert _stored_tables(path) == {f"transfer with sinc_trainable={flag}": {"config": then},
                                     "transfer": {"config": today}}
+
+
+def test_render_rewrites_only_the_generated_block_under_todays_keys(tmp_path):
+    """`--render` (write_markdown): a table stored when the defaults were others gets the
+    header of a table on other settings; the prose around the block stays."""
+    import dataclasses
+
+    from bench.ablation import ROOT, write_markdown
+    from bench.common import THREADS
+    from lcnn.config import Config
+
+    today = dataclasses.asdict(Config(threads=THREADS))
+    then = {**today, "epochs": today["epochs"] + 1}
+    table = {"command": "c", "date": "d", "config": then, "epochs": then["epochs"],
+             "patience": 1, "seeds": [1], "threads": 2, "seconds": 0, "unseen": [], "rows": []}
+    (tmp_path / "ablation.json").write_text(json.dumps({"transfer": table}))
+    md = tmp_path / "ablation.md"
+    md.write_text(f"before\n{report.README_START}\nold\n{report.README_END}\nafter\n")
+    write_markdown(tmp_path / "ablation.json", ROOT / "data" / "demo", md)
+    text = md.read_text()
+    assert text.startswith("before\n") and text.endswith("after\n") and "\nold\n" not in text
+    assert f"### Transfer to held-out attacks and speakers, with epochs={then['epochs']}" in text
