@@ -13,13 +13,14 @@ import soundfile as sf
 
 from lcnn import FAKE, REAL
 from lcnn.audio import load_audio
-from lcnn.config import Config
+from lcnn.config import NO_CHANNEL_COPIES, Config
 from lcnn.dataset import find_splits, list_files
 from lcnn.detector import data
 from lcnn.errors import BadFilesError, LayoutError, LcnnError
 
 RATE = 16000
-CFG = Config(duration=0.25, batch_size=4)  # 4000 samples per clip keeps everything fast
+# 4000 samples per clip keeps everything fast; channel copies have tests of their own
+CFG = Config(duration=0.25, batch_size=4, **NO_CHANNEL_COPIES)
 N = CFG.n_samples
 NO_AUGMENT = replace(CFG, augment_noise=False, augment_shift=False, augment_gain=False)
 

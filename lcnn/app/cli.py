@@ -374,8 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop after this many epochs without a better validation EER; 0 stops "
                             f"at the first epoch that is not better (default {Config.patience}); "
                             "--set min_epochs=N never stops before epoch N; --set "
-                            "cllr_resets_patience=true also counts a lower validation Cllr as "
-                            "progress")
+                            "cllr_resets_patience=true|false: whether a validation Cllr lower "
+                            "than any before counts as progress too (default "
+                            f"{str(Config.cllr_resets_patience).lower()})")
     train.add_argument("--seed", type=int, help=f"random seed (default {Config.seed})")
     train.add_argument("--threads", type=int,
                        help=f"CPU threads, 0 = all cores (default {Config.threads}); may change "
