@@ -71,6 +71,8 @@ from lcnn.config import (
 )
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+JSON_PATH = ROOT / "bench" / "ablation.json"  # every table `make ablation` measured
+MD_PATH = ROOT / "bench" / "ablation.md"  # their rendering, between prose kept as written
 # (name, Config overrides). Every front end gives the LCNN body 64 bands at a 64-sample hop.
 # The rows name their front end, so that they stay what they say when the default changes.
 SETTINGS = [
@@ -641,10 +643,6 @@ def run_table(name: str, args, base: Config, out_dir: Path, unseen: list[str]) -
 
 
 def main() -> None:
-    import tensorflow as tf
-
-    from lcnn.runtime import set_threads
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "demo")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44],
@@ -669,8 +667,12 @@ def main() -> None:
                              "header names the settings it differs from them by)")
     args = parser.parse_args()
     if args.render:
-        write_markdown(ROOT / "bench" / "ablation.json", args.data)
+        write_markdown(JSON_PATH, args.data)
         return
+    import tensorflow as tf  # below --render, which needs none
+
+    from lcnn.runtime import set_threads
+
     known = {slug(name) for t in args.tables for name, _ in SETTINGS_TABLES.get(t, [])}
     unknown = sorted(set(args.rows) - known)
     if unknown:
@@ -684,7 +686,7 @@ def main() -> None:
     if args.quick:
         base = dataclasses.replace(base, epochs=2)
     runs_dir = ROOT / "runs" / ("ablation-quick" if args.quick else "ablation")
-    json_path = runs_dir / "ablation.json" if args.quick else ROOT / "bench" / "ablation.json"
+    json_path = runs_dir / "ablation.json" if args.quick else JSON_PATH
     config = dataclasses.asdict(base)
     out_dir = runs_folder(runs_dir, config)
     unseen = unseen_attacks(args.data)
@@ -713,7 +715,7 @@ def main() -> None:
 
 
 def write_markdown(json_path: Path, data_path: Path,
-                   md_path: Path = ROOT / "bench" / "ablation.md") -> None:
+                   md_path: Path = MD_PATH) -> None:
     """Print the tables stored in `json_path` and write them into `md_path`'s results block."""
     text = render(_stored_tables(json_path))
     print(text)

@@ -73,7 +73,7 @@ class Config:
     sinc_trainable: bool = True  # False keeps the sinc layer's initial bank fixed (an ablation)
     dropout: float = 0.5  # before the output layer
     # training. Without the male speaker in training, runs with RawBoost copies first sit on a
-    # plateau for 20-30 epochs (HiFi-GAN copies at chance); at 3e-3 some never left it, at 1e-3
+    # plateau for 20-30 epochs (see cllr_resets_patience); at 3e-3 some never left it, at 1e-3
     # (Adam's own default) all did within 80 epochs. AASIST trains 100 epochs at 1e-4
     # (clovaai/aasist, config/AASIST.conf).
     epochs: int = 80
