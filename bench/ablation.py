@@ -549,8 +549,9 @@ def render(stored: dict) -> str:
 
 
 def setting_text(value) -> str:
-    """A Config value as --set spells it (lcnn.config.parse_setting reads it back)."""
-    return value if isinstance(value, str) else json.dumps(value)
+    """A Config value as --set spells it (lcnn.config.parse_setting reads it back); an empty
+    text as "" so that a header does not end a setting in a bare "="."""
+    return value if isinstance(value, str) and value else json.dumps(value)
 
 
 def differing(config: dict) -> list[str]:

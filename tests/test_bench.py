@@ -238,7 +238,7 @@ def test_table_headers_name_the_base_settings_that_differ_from_todays_defaults()
 
     from bench.ablation import base_settings
     from bench.common import THREADS
-    from lcnn.config import Config
+    from lcnn.config import Config, parse_setting
 
     today = dataclasses.asdict(Config(threads=THREADS))
     assert base_settings(today) == "today's defaults (lcnn.config.Config)"
@@ -247,6 +247,10 @@ def test_table_headers_name_the_base_settings_that_differ_from_todays_defaults()
     older = {k: v for k, v in today.items() if k != "augment_band_mask"}  # stored before it
     assert base_settings({**older, "front_end": "mel"}) == (
         "today's defaults except front_end=mel")
+    # an empty text reads as one, and --set reads it back as the same empty text
+    assert base_settings({**today, "augment_rawboost": ""}) == (
+        "today's defaults except augment_rawboost=\"\"")
+    assert parse_setting('augment_rawboost=""') == ("augment_rawboost", "")
 
 
 def test_a_table_on_other_base_settings_is_kept_beside_the_defaults():
