@@ -138,6 +138,10 @@ AUGMENT_SETTINGS = [
     ("codec, 1 copy (half the rows clean)", copies(augment_codec=True, augment_variants=1)),
     ("RawBoost 1+2, 1 copy (half the rows clean)", copies(augment_rawboost="12",
                                                          augment_variants=1)),
+    # the default's RawBoost copies plus the two kinds that fixed their own channels without a
+    # measured cost on clean clips (AMR-NB, the room), two copies of each kind
+    ("codec + reverb + RawBoost 1+2, 6 copies", copies(
+        augment_codec=True, augment_reverb=True, augment_rawboost="12", augment_variants=6)),
 ]
 # Leave-one-out transfer: (metadata.csv column, which clips a held-out value covers).
 HOLDOUTS = [("attack", "fake"), ("speaker", "both")]
@@ -369,23 +373,31 @@ def holdout_tree(data_path: Path, column: str, value: str, covers: str, dest: Pa
     return counts
 
 
+def holdout_name(column: str, value: str) -> str:
+    """A held-out value's run-folder name, which --rows takes: attack-hifigan-universal."""
+    return f"{column}-{''.join(c if c.isalnum() else '-' for c in value)}"
+
+
 def transfer_rows(data_path: Path, out_dir: Path, base: Config, seeds: list[int],
-                  column: str, covers: str) -> list[dict]:
-    """Leave-one-out over the values of a metadata column: train without, test on it."""
+                  column: str, covers: str, only: list[str]) -> list[dict]:
+    """Leave-one-out over the values of a metadata column (those named in `only`, if any):
+    train without, test on it."""
     from lcnn.detector.evaluate import evaluate
     from lcnn.errors import DivergedError
 
     rows = []
     for value in holdout_values(data_path, column, covers):
-        slug = "".join(c if c.isalnum() else "-" for c in value)
-        tree = out_dir / "trees" / f"{column}-{slug}"
+        name = holdout_name(column, value)
+        if only and name not in only:
+            continue
+        tree = out_dir / "trees" / name
         counts = holdout_tree(data_path, column, value, covers, tree)
         if not (counts["test_real"] and counts["test_fake"]):
             continue  # nothing to compute an EER on
         runs_ = []
         for seed in seeds:
             print(f"without {column} {value}, seed {seed} ...", flush=True)
-            run_dir = out_dir / f"without-{column}-{slug}-{seed}"
+            run_dir = out_dir / f"without-{name}-{seed}"
             try:
                 state = train_or_reuse(tree, run_dir, dataclasses.replace(base, seed=seed))
             except DivergedError:
@@ -413,7 +425,8 @@ def transfer_table(rows: list[dict]) -> str:
             for r in finished(row["runs"]) if row["column"] == column else []:
                 by_seed.setdefault(r["seed"], []).append(r["test_eer"])
         per_seed = [float(np.mean(v)) for v in by_seed.values()]
-        lines.append(f"| **mean over {column} values** | | {mean_sd(per_seed)} |")
+        count = sum(row["column"] == column for row in rows)
+        lines.append(f"| **mean over {count} {column} values** | | {mean_sd(per_seed)} |")
     return "\n".join(lines)
 
 
@@ -606,10 +619,13 @@ SETTINGS_TABLES = {"front_end": SETTINGS, "model": MODEL_SETTINGS, "augment": AU
 
 
 def row_key(name: str):
-    """What identifies a row of table `name`, and the order such rows come in."""
+    """What identifies a row of table `name`, and how such rows are ordered."""
     if name in SETTINGS_TABLES:
-        return (lambda row: row["name"]), [n for n, _ in SETTINGS_TABLES[name]]
-    return (lambda row: row.get("column")), [c for c, _ in HOLDOUTS]
+        order = {n: i for i, (n, _) in enumerate(SETTINGS_TABLES[name])}
+        return (lambda row: row["name"]), (lambda row: order.get(row["name"], len(order)))
+    columns = {c: i for i, (c, _) in enumerate(HOLDOUTS)}
+    return ((lambda row: (row.get("column"), row.get("value"))),
+            (lambda row: (columns.get(row.get("column"), len(columns)), row.get("value") or "")))
 
 
 def merged_rows(old: dict, rows: list[dict], name: str, command: str) -> tuple[list, str]:
@@ -620,8 +636,7 @@ def merged_rows(old: dict, rows: list[dict], name: str, command: str) -> tuple[l
     kept = [r for r in old["rows"] if key(r) not in fresh]
     if not kept:
         return rows, command
-    rank = {k: i for i, k in enumerate(order)}
-    merged = sorted(kept + rows, key=lambda r: rank.get(key(r), len(order)))  # stable
+    merged = sorted(kept + rows, key=order)  # stable
     return merged, f"{old['command']} ({old['date']}), then {command}"
 
 
@@ -629,7 +644,13 @@ def partial(name: str, args) -> bool:
     """Whether this command recomputes only some rows of table `name` (--rows, --holdouts)."""
     if name in SETTINGS_TABLES:
         return bool(args.rows)
-    return name == "transfer" and set(args.holdouts) != {c for c, _ in HOLDOUTS}
+    return name == "transfer" and (bool(transfer_picks(args))
+                                   or set(args.holdouts) != {c for c, _ in HOLDOUTS})
+
+
+def transfer_picks(args) -> list[str]:
+    """The held-out values among --rows (e.g. attack-hifigan-universal)."""
+    return [r for r in args.rows if r.split("-")[0] in {c for c, _ in HOLDOUTS}]
 
 
 def run_table(name: str, args, base: Config, out_dir: Path, unseen: list[str]) -> list[dict]:
@@ -640,7 +661,8 @@ def run_table(name: str, args, base: Config, out_dir: Path, unseen: list[str]) -
     if name == "fusion":
         return fusion_rows(args.data, out_dir, base, args.seeds, unseen)
     return [row for column, covers in HOLDOUTS if column in args.holdouts
-            for row in transfer_rows(args.data, out_dir, base, args.seeds, column, covers)]
+            for row in transfer_rows(args.data, out_dir, base, args.seeds, column, covers,
+                                     transfer_picks(args))]
 
 
 def main() -> None:
@@ -655,9 +677,10 @@ def main() -> None:
                         help="the transfer table's leave-one-out columns (default: all); "
                              "the stored rows of the others stay")
     parser.add_argument("--rows", nargs="+", default=[], metavar="NAME",
-                        help="only these rows of the front_end, model and augment tables, by "
-                             "run-folder name (e.g. default codec--reverb--telephone-copies); "
-                             "they replace the stored rows of the same name, the others stay")
+                        help="only these rows of the front_end, model, augment and transfer "
+                             "tables, by run-folder name (e.g. default "
+                             "codec--reverb--telephone-copies attack-hifigan-universal); they "
+                             "replace the stored rows of the same name, the others stay")
     parser.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
                         help="base settings other than Config's defaults, for every row (e.g. "
                              "a candidate default: --set augment_codec=true)")
@@ -675,6 +698,10 @@ def main() -> None:
     from lcnn.runtime import set_threads
 
     known = {slug(name) for t in args.tables for name, _ in SETTINGS_TABLES.get(t, [])}
+    if "transfer" in args.tables:
+        known |= {holdout_name(column, value) for column, covers in HOLDOUTS
+                  if column in args.holdouts
+                  for value in holdout_values(args.data, column, covers)}
     unknown = sorted(set(args.rows) - known)
     if unknown:
         parser.error(f"--rows: {', '.join(unknown)} not in the tables {', '.join(args.tables)}; "

@@ -183,7 +183,7 @@ def test_ablation_tables_leave_out_diverged_seeds_and_say_so():
          "runs": [ok(1, 0.4), ok(2, 0.3)]}])
     assert "| attack v | 3 / 3 | 20.0 (1 diverged) |" in text
     # per seed, the mean over the values that finished: seed 1 (20 + 40) / 2, seed 2 30
-    assert "| **mean over attack values** | | 30.0 ± 0.0 [30.0, 30.0] (30.0, 30.0) |" in text
+    assert "| **mean over 2 attack values** | | 30.0 ± 0.0 [30.0, 30.0] (30.0, 30.0) |" in text
 
 
 def test_fusion_table_gives_the_fused_metrics_over_the_seeds_that_finished():
@@ -211,6 +211,21 @@ def test_rows_are_picked_by_run_folder_name():
     assert len({slug(name) for name, _ in AUGMENT_SETTINGS}) == len(AUGMENT_SETTINGS)
 
 
+def test_held_out_values_are_picked_by_run_folder_name_too():
+    from argparse import Namespace
+
+    from bench.ablation import holdout_name, partial, transfer_picks
+
+    assert holdout_name("attack", "hifigan-universal") == "attack-hifigan-universal"
+    assert holdout_name("speaker", "june wallack") == "speaker-june-wallack"
+    both = ["attack", "speaker"]
+    args = Namespace(rows=["default", "attack-hifigan-universal"], holdouts=both)
+    assert transfer_picks(args) == ["attack-hifigan-universal"]
+    assert partial("transfer", args)  # the other held-out values' stored rows stay
+    assert not partial("transfer", Namespace(rows=["default"], holdouts=both))
+    assert partial("transfer", Namespace(rows=[], holdouts=["speaker"]))
+
+
 def test_rows_run_again_replace_their_stored_rows_and_keep_the_others_in_table_order():
     from bench.ablation import AUGMENT_SETTINGS, merged_rows
 
@@ -226,11 +241,16 @@ def test_rows_run_again_replace_their_stored_rows_and_keep_the_others_in_table_o
     # nothing kept: the table is just the new rows, under the new command alone
     old["rows"] = [{"name": names[1], "runs": "old"}]
     assert merged_rows(old, fresh, "augment", "c") == (fresh, "c")
-    # the transfer table: rows of the leave-one-out columns not run again stay, attack first
-    old = {"command": "a", "date": "D", "rows": [{"column": "attack", "value": "x"},
-                                                 {"column": "speaker", "value": "old"}]}
-    rows, _ = merged_rows(old, [{"column": "speaker", "value": "new"}], "transfer", "b")
-    assert [r["value"] for r in rows] == ["x", "new"]
+    # the transfer table: held-out values not run again stay, attack first, then by value
+    old = {"command": "a", "date": "D",
+           "rows": [{"column": "attack", "value": "x", "runs": "old"},
+                    {"column": "attack", "value": "z", "runs": "old"},
+                    {"column": "speaker", "value": "s", "runs": "old"}]}
+    fresh = [{"column": "speaker", "value": "s", "runs": "new"},
+             {"column": "attack", "value": "y", "runs": "new"}]
+    rows, _ = merged_rows(old, fresh, "transfer", "b")
+    assert [(r["value"], r["runs"]) for r in rows] == [
+        ("x", "old"), ("y", "new"), ("z", "old"), ("s", "new")]
 
 
 def test_table_headers_name_the_base_settings_that_differ_from_todays_defaults():
