@@ -469,6 +469,7 @@ class _FakeModel:
     def __init__(self, scores):
         self.scores = iter(scores)
         self.optimizer = type("Optimizer", (), {"learning_rate": 0.1})()
+        self.weights = self.variables = []  # no weights, no seed states
 
     def score(self, dataset):  # what lcnn.detector.loop.scorer(model) returns
         return np.asarray(next(self.scores))

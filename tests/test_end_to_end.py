@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from lcnn.detector import runs
+
 SR = 16000
 
 
@@ -168,6 +170,16 @@ def test_resume_after_kill(tiny_data, tmp_path):
     epochs = [int(float(line.split(",")[0])) for line in history]
     assert epochs == [1, 2, 3, 4, 5, 6]  # continued, no epoch repeated or lost
     assert json.loads(state.read_text())["finished"]
+
+    # and it trained as a run never interrupted does (the default trains on RawBoost copies
+    # too): the same losses and validation scores, epoch by epoch
+    whole = tmp_path / "whole"
+    r = lcnn(*[whole if a == run else a for a in args])
+    assert r.returncode == 0, r.stderr
+    resumed, uninterrupted = (runs.read_history(folder / runs.HISTORY) for folder in (run, whole))
+    for a, b in zip(resumed, uninterrupted, strict=True):
+        for name in ("loss", "accuracy", "val_eer", "val_cllr"):
+            assert a[name] == pytest.approx(b[name], rel=1e-4, abs=1e-6), (a["epoch"], name)
 
     r = lcnn(*[a for a in args if a != "--quiet"])  # a finished run is not retrained
     assert r.returncode == 0 and "already finished" in r.stdout

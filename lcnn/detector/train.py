@@ -107,6 +107,7 @@ def _end_epoch(run_dir: Path, model, score, val_ds, val_clips, state: dict, cfg:
     checkpoint = runs.next_checkpoint(run_dir, epoch + 1)
     runs.atomic_save_model(model, checkpoint)
     state["epoch"] = epoch + 1
+    state["seed_states"] = [np.asarray(v.numpy()).tolist() for v in _seed_states(model)]
     # patience 0: stop at the first epoch not better (once min_epochs are done)
     if state["wait"] >= max(cfg.patience, 1) and epoch + 1 >= cfg.min_epochs:
         state["stopped_early"] = True
@@ -298,16 +299,28 @@ def train(data_path: str | Path | dict, run_dir: str | Path, cfg: Config, *,
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _restore(model, resumed, strategy) -> None:
+def _seed_states(model) -> list:
+    """The model's variables that are not weights: the seed states of its random layers
+    (Dropout's), which advance every step and which a .keras file does not keep."""
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
+def _restore(model, resumed, strategy, seed_states: list | None) -> None:
     """Give model (built and compiled in strategy.scope()) the weights and optimizer state of
-    `resumed` (last.keras, loaded by the chief; None on the other workers)."""
-    own = list(model.weights) + list(model.optimizer.variables)
+    `resumed` (last.keras, loaded by the chief; None on the other workers) and the seed states
+    state.json saved with it (runs saved before it kept them start theirs afresh)."""
+    own = list(model.weights) + list(model.optimizer.variables) + _seed_states(model)
     if resumed is not None:
-        saved = list(resumed.weights) + list(resumed.optimizer.variables)
-        if [tuple(v.shape) for v in saved] != [tuple(v.shape) for v in own]:
+        saved = [np.asarray(v.numpy()) for v in
+                 list(resumed.weights) + list(resumed.optimizer.variables)]
+        saved += [np.asarray(s) for s in seed_states] if seed_states is not None else [
+            np.asarray(v.numpy()) for v in _seed_states(model)]
+        if [v.shape for v in saved] != [tuple(v.shape) for v in own]:
             raise runs.RunError(f"{runs.LAST}: its model or optimizer does not fit this run's "
                                 "settings; --overwrite starts the run over")
-        arrays = [np.asarray(v.numpy(), dtype=np.float64).ravel() for v in saved]
+        # float64 holds the int64 seed states exactly (they stay far below 2**53)
+        arrays = [np.asarray(v, dtype=np.float64).ravel() for v in saved]
     else:
         arrays = [np.zeros(int(np.prod(v.shape))) for v in own]
     flat = distribute.share_from_chief(strategy, np.concatenate(arrays))
@@ -343,7 +356,7 @@ def _fit(model, run_dir: Path, cfg: Config, state: dict, train_clips, val_clips,
     resumed = runs.load_model(run_dir, runs.LAST) if start > 0 and chief else None
     prepare_to_train(model, cfg, steps, strategy)
     if start > 0:
-        _restore(model, resumed, strategy)
+        _restore(model, resumed, strategy, state.get("seed_states"))
         if verbose:
             print(f"{run_dir}: resuming after epoch {start} of {cfg.epochs}")
 
