@@ -145,6 +145,7 @@ AUGMENT_SETTINGS = [
 ]
 # Leave-one-out transfer: (metadata.csv column, which clips a held-out value covers).
 HOLDOUTS = [("attack", "fake"), ("speaker", "both")]
+HOLDOUT_COLUMNS = {column for column, _ in HOLDOUTS}
 
 
 def front_end(cfg: Config) -> dict:
@@ -645,12 +646,12 @@ def partial(name: str, args) -> bool:
     if name in SETTINGS_TABLES:
         return bool(args.rows)
     return name == "transfer" and (bool(transfer_picks(args))
-                                   or set(args.holdouts) != {c for c, _ in HOLDOUTS})
+                                   or set(args.holdouts) != HOLDOUT_COLUMNS)
 
 
 def transfer_picks(args) -> list[str]:
     """The held-out values among --rows (e.g. attack-hifigan-universal)."""
-    return [r for r in args.rows if r.split("-")[0] in {c for c, _ in HOLDOUTS}]
+    return [r for r in args.rows if r.split("-")[0] in HOLDOUT_COLUMNS]
 
 
 def run_table(name: str, args, base: Config, out_dir: Path, unseen: list[str]) -> list[dict]:

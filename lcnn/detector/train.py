@@ -312,10 +312,10 @@ def _restore(model, resumed, strategy, seed_states: list | None) -> None:
     state.json saved with it (runs saved before it kept them start theirs afresh)."""
     own = list(model.weights) + list(model.optimizer.variables) + _seed_states(model)
     if resumed is not None:
-        saved = [np.asarray(v.numpy()) for v in
-                 list(resumed.weights) + list(resumed.optimizer.variables)]
-        saved += [np.asarray(s) for s in seed_states] if seed_states is not None else [
-            np.asarray(v.numpy()) for v in _seed_states(model)]
+        if seed_states is None:  # a run saved before state.json kept them: its fresh ones
+            seed_states = [v.numpy() for v in _seed_states(model)]
+        saved = [np.asarray(v.numpy()) for v in resumed.weights + resumed.optimizer.variables]
+        saved += [np.asarray(s) for s in seed_states]
         if [v.shape for v in saved] != [tuple(v.shape) for v in own]:
             raise runs.RunError(f"{runs.LAST}: its model or optimizer does not fit this run's "
                                 "settings; --overwrite starts the run over")
