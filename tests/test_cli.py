@@ -452,6 +452,13 @@ def test_a_history_column_added_by_a_later_version_reads_as_nan(tmp_path):
     assert math.isnan(runs.read_history(path)[0]["val_cllr"])
 
 
+def test_history_rows_keep_one_epoch_format_when_rewritten(tmp_path):
+    path = tmp_path / runs.HISTORY
+    runs.write_history(path, [{"epoch": 1, "loss": 0.5}])
+    runs.write_history(path, [*runs.read_history(path), {"epoch": 2, "loss": 0.4}])
+    assert path.read_text().splitlines()[1:] == ["1,0.5", "2,0.4"]
+
+
 def test_damaged_state_names_the_file_and_key(tmp_path):
     run, data = tmp_path / "run", tmp_path / "data"
     _trained(run, Config(), data)

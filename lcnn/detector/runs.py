@@ -238,12 +238,17 @@ def write_history(path: Path, rows: list[dict]) -> None:
 
 def read_history(path: Path) -> list[dict]:
     """Read history.csv back as a list of dicts with float values (NaN where a row has no
-    value: histories written before write_history filled those in left them empty)."""
+    value: histories written before write_history filled those in left them empty), the
+    epoch as an int, as training writes it."""
     if not Path(path).exists():
         return []
     with open(path, newline="") as f:
-        return [{k: float(v) if v else math.nan for k, v in row.items()}
+        rows = [{k: float(v) if v else math.nan for k, v in row.items()}
                 for row in csv.DictReader(f)]
+    for row in rows:
+        if "epoch" in row and math.isfinite(row["epoch"]):
+            row["epoch"] = int(row["epoch"])
+    return rows
 
 
 _TSV_ESCAPES = {ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r"}
