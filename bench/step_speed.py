@@ -1,9 +1,11 @@
 """lcnn's training step (lcnn.detector.loop.TrainStep, what `train` runs) against Keras'
 `model.fit`, or (--mirrored N) on one device against `--strategy mirrored` over N logical CPU
-devices: the same model, the same cached training batches, one epoch each, taking turns.
+devices, or (--autotune) on the input pipeline as it is against the same pipeline with
+tf.data's autotuner on, as it was until 4 December: the same model, the same cached training
+batches, one epoch each (ending its iterator), taking turns.
 
 Usage (from the repository root): python -m bench.step_speed [--data data/demo] [--repeats 5]
-                                                             [--mirrored 2]
+                                                             [--mirrored 2 | --autotune]
 
 Reports clips/s of each and their ratio per round (median, min, max): the ratio holds even
 when other jobs share the CPU, absolute speeds do not. 2 threads, as bench/run.py. Writes
@@ -25,16 +27,18 @@ from lcnn.io import atomic_write_text
 
 def epoch_with_step(model, cfg: Config, dataset, weights, strategy):
     """A function that trains one epoch of `dataset` with lcnn's own step under `strategy`
-    (the model built and compiled for it: _compiled)."""
+    (the model built and compiled for it: _compiled). `dataset` may also be a function of the
+    epoch number that makes that epoch's dataset, as lcnn.detector.train does."""
     from lcnn.detector import loop
     from lcnn.detector.train import focal_loss
 
     step = loop.TrainStep(model, strategy, focal_loss(cfg), weights)
-    batches = loop.distributed(strategy, dataset)
+    epochs = iter(range(10**9))
 
     def epoch() -> None:
+        epoch_data = dataset(next(epochs)) if callable(dataset) else dataset
         step.reset()
-        for batch in batches:
+        for batch in loop.distributed(strategy, epoch_data):
             step(batch)
     return epoch
 
@@ -50,10 +54,28 @@ def _compiled(cfg: Config, steps: int, strategy):
     return model
 
 
-def measure(data_path: Path, repeats: int, mirrored: int = 0) -> dict:
+def autotuned_dataset(clips, cfg: Config, epoch: int):
+    """make_dataset's training batches for an epoch, with tf.data.AUTOTUNE and the autotuner
+    on."""
+    from unittest import mock
+
+    import tensorflow as tf
+
+    from lcnn.detector import data
+
+    with mock.patch.multiple(data, PARALLEL_CALLS=tf.data.AUTOTUNE,
+                             PREFETCH_BATCHES=tf.data.AUTOTUNE):
+        dataset = data.make_dataset(clips, cfg, training=True, seed=cfg.seed + epoch)
+    options = tf.data.Options()
+    options.autotune.enabled = True
+    return dataset.with_options(options)
+
+
+def measure(data_path: Path, repeats: int, mirrored: int = 0, autotune: bool = False) -> dict:
     """Clips/s per round of two ways to train an epoch, and their ratio per round: TrainStep
     against model.fit, or (mirrored > 0) TrainStep on one device against TrainStep under
-    `mirrored` over that many logical CPU devices."""
+    `mirrored` over that many logical CPU devices, or (autotune) TrainStep on make_dataset
+    against TrainStep on autotuned_dataset."""
     import os
 
     from lcnn.detector import data, distribute
@@ -68,10 +90,18 @@ def measure(data_path: Path, repeats: int, mirrored: int = 0) -> dict:
     cfg = Config(threads=THREADS)
     clips = data.load_split(data_path, "training", cfg, progress=False)
     dataset = data.make_dataset(clips, cfg, training=True)
+    if autotune:  # a new dataset every epoch, as in training
+        def dataset(epoch: int):
+            return data.make_dataset(clips, cfg, training=True, seed=cfg.seed + epoch)
     weights = data.class_weights(clips.labels)
     steps = len(clips) // cfg.batch_size + 1
     step = epoch_with_step(_compiled(cfg, steps, one), cfg, dataset, weights, one)
-    if mirrored:
+    if autotune:
+        other = "autotuned pipeline"
+        fns = {"step": step, other: epoch_with_step(
+            _compiled(cfg, steps, one), cfg, lambda epoch: autotuned_dataset(clips, cfg, epoch),
+            weights, one)}
+    elif mirrored:
         other = f"mirrored x{mirrored}"
         fns = {"step": step, other: epoch_with_step(_compiled(cfg, steps, several), cfg,
                                                     dataset, weights, several)}
@@ -94,14 +124,20 @@ def main() -> None:
     p.add_argument("--mirrored", type=int, default=0, metavar="N",
                    help="compare with --strategy mirrored over N logical CPU devices instead "
                         "of model.fit")
+    p.add_argument("--autotune", action="store_true",
+                   help="compare with the same pipeline under tf.data's autotuner instead of "
+                        "model.fit")
     p.add_argument("--out", type=Path, default=None,
-                   help="default runs/step-speed.json (runs/step-speed-mirrored.json)")
+                   help="default runs/step-speed.json (-mirrored.json, -autotune.json)")
     args = p.parse_args()
     if args.mirrored < 0 or args.mirrored == 1:
         p.error(f"--mirrored {args.mirrored}: expected at least 2 devices (0: compare with fit)")
-    out = args.out or ROOT / "runs" / ("step-speed-mirrored.json" if args.mirrored
-                                       else "step-speed.json")
-    r = measure(args.data, args.repeats, args.mirrored)
+    if args.mirrored and args.autotune:
+        p.error("--mirrored and --autotune: pick one comparison")
+    name = ("step-speed-mirrored" if args.mirrored else "step-speed-autotune" if args.autotune
+            else "step-speed")
+    out = args.out or ROOT / "runs" / f"{name}.json"
+    r = measure(args.data, args.repeats, args.mirrored, args.autotune)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(r, indent=2) + "\n")
     speed, ratio, other = r["clips_per_s"], r["speed_ratio_step_vs_other"], r["compared"]

@@ -422,6 +422,21 @@ def augment(x, cfg: Config, seed) -> tf.Tensor:
 # ------------------------------------------------------------------ tf.data
 
 
+# Batches tf.data prepares ahead of the model, and map calls it runs at once. Fixed, because
+# tf.data's autotuner (what tf.data.AUTOTUNE asks for) is switched off: its background thread
+# made deleting an iterator wait about 2.3 s in every other epoch on a 2-core machine, longer
+# than a demo epoch's training (bench/README.md, "The input pipeline's autotuner").
+PREFETCH_BATCHES = 2
+PARALLEL_CALLS = os.cpu_count() or 1
+
+
+def _without_autotuner(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """ds with tf.data's autotuner off (see PREFETCH_BATCHES)."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
+
+
 def _crop(audio: tf.Tensor, lengths: tf.Tensor, n: int, seed: tf.Tensor | None) -> tf.Tensor:
     """n samples of each row: centred in the valid part (seed None) or at a random start."""
     room = tf.maximum(lengths - n, 0)
@@ -479,7 +494,7 @@ def make_dataset(
     if not training:
         ds = ds.batch(batch_size).map(load)
         ds = ds.map(lambda a, length, y: (to_float(_crop(a, length, n, None)), y))
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return _without_autotuner(ds.prefetch(PREFETCH_BATCHES))
 
     ds = ds.shuffle(len(clips), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
@@ -492,5 +507,5 @@ def make_dataset(
         x = to_float(_crop(audio, length, n, crop_seed))
         return augment(x, cfg, aug_seed), y
 
-    ds = tf.data.Dataset.zip((ds, seeds)).map(train_step, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = tf.data.Dataset.zip((ds, seeds)).map(train_step, num_parallel_calls=PARALLEL_CALLS)
+    return _without_autotuner(ds.prefetch(PREFETCH_BATCHES))
