@@ -17,6 +17,7 @@ cores: the ratio is the cost of distributing, not a speed-up.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def epoch_with_step(model, cfg: Config, dataset, weights, strategy):
     from lcnn.detector.train import focal_loss
 
     step = loop.TrainStep(model, strategy, focal_loss(cfg), weights)
-    epochs = iter(range(10**9))
+    epochs = itertools.count()
 
     def epoch() -> None:
         epoch_data = dataset(next(epochs)) if callable(dataset) else dataset

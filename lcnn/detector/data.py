@@ -424,8 +424,8 @@ def augment(x, cfg: Config, seed) -> tf.Tensor:
 
 # Batches tf.data prepares ahead of the model, and map calls it runs at once. Fixed, because
 # tf.data's autotuner (what tf.data.AUTOTUNE asks for) is switched off: its background thread
-# made deleting an iterator wait about 2.3 s in every other epoch on a 2-core machine, longer
-# than a demo epoch's training (bench/README.md, "The input pipeline's autotuner").
+# made deleting an iterator wait about 2.3 s in every other epoch on a 2-core machine, nearly
+# as long as a demo epoch's training (bench/README.md, "The input pipeline's autotuner").
 PREFETCH_BATCHES = 2
 PARALLEL_CALLS = os.cpu_count() or 1
 
