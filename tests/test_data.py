@@ -351,6 +351,13 @@ def test_evaluation_dataset_is_in_file_order_and_deterministic(clips):
     assert [b[0].shape[0] for b in ds] == [4, 4, 2]
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_datasets_run_without_the_autotuner(clips, training):
+    # its thread made deleting an epoch's iterator wait seconds (bench/README.md)
+    ds = data.make_dataset(clips, CFG, training=training)
+    assert ds.options().autotune.enabled is False
+
+
 def test_evaluation_takes_the_centre_of_longer_clips(tmp_path):
     make_corpus(tmp_path, per_class=1, seconds=1.0)
     clips = data.load_split(tmp_path, "training", CFG, progress=False)
