@@ -413,7 +413,7 @@ def transfer_rows(data_path: Path, out_dir: Path, base: Config, seeds: list[int]
 
 
 def transfer_table(rows: list[dict]) -> str:
-    """Markdown: one line per held-out value, then the mean per column."""
+    """Markdown: one line per held-out value, then the mean per column that has several."""
     lines = ["| held out | testing clips (real / fake) | EER % on the held-out clips |",
              "|---|---|---|"]
     for row in rows:
@@ -423,13 +423,14 @@ def transfer_table(rows: list[dict]) -> str:
                      f"{mean_sd([r['test_eer'] for r in finished(row['runs'])])}"
                      f"{f' ({bad} diverged)' if bad else ''} |")
     for column in dict.fromkeys(r["column"] for r in rows):
+        held_out = [row for row in rows if row["column"] == column]
+        if len(held_out) < 2:
+            continue
         by_seed: dict[int, list[float]] = {}
-        for row in rows:
-            for r in finished(row["runs"]) if row["column"] == column else []:
-                by_seed.setdefault(r["seed"], []).append(r["test_eer"])
+        for r in (r for row in held_out for r in finished(row["runs"])):
+            by_seed.setdefault(r["seed"], []).append(r["test_eer"])
         per_seed = [float(np.mean(v)) for v in by_seed.values()]
-        count = sum(row["column"] == column for row in rows)
-        lines.append(f"| **mean over {count} {column} values** | | {mean_sd(per_seed)} |")
+        lines.append(f"| **mean over {len(held_out)} {column} values** | | {mean_sd(per_seed)} |")
     return "\n".join(lines)
 
 
