@@ -1,7 +1,7 @@
 """The course: settings the notebooks share (where the data, runs and figures live; quick mode).
 
-Quick mode (environment variable LCNN_QUICK=1, set by `make test`) runs every notebook in a
-few seconds: fewer epochs and a subset of clips, and figures go to runs/quick/ so the committed
+Quick mode (environment variable LCNN_QUICK=1, set by `make test`) checks that every
+notebook runs: 2 training epochs and fewer bootstrap resamples, and figures go to runs/quick/ so the committed
 figures in figures/ are only ever written by a full run (`make course`).
 Point LCNN_DATA at another dataset in the FoR layout (e.g. data/for-2sec) to use it.
 
