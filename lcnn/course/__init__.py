@@ -1,8 +1,8 @@
 """The course: settings the notebooks share (where the data, runs and figures live; quick mode).
 
 Quick mode (environment variable LCNN_QUICK=1, set by `make test`) checks that every
-notebook runs: 2 training epochs and fewer bootstrap resamples, and figures go to runs/quick/ so the committed
-figures in figures/ are only ever written by a full run (`make course`).
+notebook runs: 2 training epochs and fewer bootstrap resamples, and figures go to runs/quick/
+so the committed figures in figures/ are only ever written by a full run (`make course`).
 Point LCNN_DATA at another dataset in the FoR layout (e.g. data/for-2sec) to use it.
 
 `python -m lcnn.course run|test|lint|lab` (lcnn/course/runner.py) are the commands behind
