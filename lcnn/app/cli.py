@@ -396,13 +396,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--noise", action="store_true",
                        help="add white noise at 10-40 dB SNR when training (off by default)")
     on_off = argparse.BooleanOptionalAction
+
+    def default(field: str) -> str:
+        return "on" if getattr(Config, field) else "off"
     train.add_argument("--codec", action=on_off,
                        help="train on cached codec round trips too (MP3, Opus, AMR-NB, "
-                            "G.711, G.722)")
+                            f"G.711, G.722; {default('augment_codec')} by default)")
     train.add_argument("--reverb", action=on_off,
-                       help="train on cached copies in synthetic rooms too (RT60 0.2-1.0 s)")
+                       help="train on cached copies in synthetic rooms too (RT60 0.2-1.0 s; "
+                            f"{default('augment_reverb')} by default)")
     train.add_argument("--telephone", action=on_off,
-                       help="train on cached telephone-band (300-3,400 Hz) copies too")
+                       help="train on cached telephone-band (300-3,400 Hz) copies too "
+                            f"({default('augment_telephone')} by default)")
     train.add_argument("--rawboost", metavar="ALGOS",
                        help="train on cached RawBoost copies too: algorithms 1-3 in series, "
                             f"e.g. 12 (default {Config.augment_rawboost or 'off'}); off for none")
