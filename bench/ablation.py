@@ -144,6 +144,9 @@ AUGMENT_SETTINGS = [
         augment_codec=True, augment_reverb=True, augment_rawboost="12", augment_variants=6)),
     # the same without codec copies (which of the two kinds costs HiFi-GAN transfer?)
     ("reverb + RawBoost 1+2 copies", copies(augment_reverb=True, augment_rawboost="12")),
+    # the default with RawBoost's stationary noise after 1+2 in its RawBoost copies (the
+    # RawBoost paper's series 1+2+3): noise at 10 dB is the one condition room copies made worse
+    ("reverb + RawBoost 1+2+3 copies", copies(augment_reverb=True, augment_rawboost="123")),
 ]
 # Leave-one-out transfer: (metadata.csv column, which clips a held-out value covers).
 HOLDOUTS = [("attack", "fake"), ("speaker", "both")]

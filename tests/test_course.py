@@ -110,3 +110,38 @@ def test_dry_runs_show_the_commands():
     assert r.stdout.strip().endswith(str(ROOT / "notebooks"))
     r = _course("run", "--dry-run")
     assert r.returncode == 0 and r.stdout.count("== ") == 6
+
+
+def _finished_run(folder: Path, cfg) -> Path:
+    """A run folder as train() leaves it when done (no model files: nothing here loads one)."""
+    import dataclasses
+
+    from lcnn import course
+    from lcnn.dataset import data_spec
+    from lcnn.detector import runs
+    from lcnn.detector.train import NEW_STATE
+
+    folder.mkdir()
+    runs.write_json(folder / runs.CONFIG, {**dataclasses.asdict(cfg),
+                                           runs.DATA: data_spec(course.data_path())})
+    runs.write_json(folder / runs.STATE, {**NEW_STATE, "epoch": 3, "best_eer": 0.1,
+                                          "best_epoch": 3, "finished": True})
+    return folder
+
+
+@pytest.mark.parametrize("changes, note", [({}, None), ({"epochs": 3}, "epochs"),
+                                           ({"augment_reverb": False}, "augment_reverb")])
+def test_trained_run_keeps_a_finished_run_and_names_what_differs(tmp_path, monkeypatch,
+                                                                 capsys, changes, note):
+    import dataclasses
+
+    from lcnn import course
+
+    folder = _finished_run(tmp_path / "run",
+                           dataclasses.replace(course.config("lcnn"), **changes))
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    monkeypatch.setattr(course, "run_dir", lambda name="lcnn": folder)
+    assert course.trained_run("lcnn") == folder
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # kept, not retrained
+    out = capsys.readouterr().out
+    assert (f"({note} differ)" in out) if note else out == ""

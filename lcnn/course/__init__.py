@@ -58,13 +58,19 @@ def trained_run(model: str = "lcnn", verbose: int = 0) -> Path:
     """The course's run folder for a model of VARIANTS, training it first if no finished run
     exists.
 
-    Lets a later notebook run on its own; normally 04_training has trained it already.
+    Lets a later notebook run on its own; normally 04_training has trained it already. A
+    finished run of other settings (a learner's exercise, or a course whose defaults changed
+    since) is kept and used, with a note naming what differs.
     """
     from lcnn.detector import runs
-    from lcnn.detector.train import train
+    from lcnn.detector.train import changed_settings, train
 
     path = run_dir(model)
     state = path / runs.STATE
     if not (state.exists() and runs.read_json(state).get("finished")):
         train(data_path(), path, config(model), verbose=verbose)
+    changed = changed_settings(path, config(model), data_path())
+    if changed:
+        print(f"Note: {path} was trained with other settings than the course's "
+              f"({', '.join(changed)} differ); notebook 04 trains it again with them.")
     return path

@@ -148,6 +148,17 @@ def _changed_settings(saved: dict, cfg: Config, data: dict) -> list[str]:
     return sorted(changed)
 
 
+def changed_settings(run_dir: str | Path, cfg: Config, data_path: str | Path | dict
+                     ) -> list[str]:
+    """The settings (and "data") in which the run saved in run_dir differs from cfg on
+    data_path; [] when run_dir holds no run. What train() compares before it resumes."""
+    path = Path(run_dir) / runs.CONFIG
+    if not path.exists():
+        return []
+    saved = runs.read_json_object(path, "run settings")
+    return _changed_settings(saved, cfg, data_spec(data_path))
+
+
 def _saved_state(run_dir: Path, cfg: Config, data: dict) -> dict | None:
     """The progress of the same run in run_dir, or None when a new run may start there.
 
