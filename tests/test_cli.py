@@ -47,6 +47,15 @@ def test_every_flag_reaches_its_field():
     assert set(SETTING_FLAGS) <= {f.name for f in dataclasses.fields(Config)}
 
 
+def test_set_takes_several_settings_at_once_as_bench_ablation_does():
+    once = parse("--data_path", "d", "--set", "augment_rawboost=", "epochs=40", "--seed", 7)
+    repeated = parse("--data_path", "d", "--set", "augment_rawboost=", "--set", "epochs=40",
+                     "--seed", 7)
+    cfg = _config_from_args(once)
+    assert (cfg.augment_rawboost, cfg.epochs, cfg.seed) == ("", 40, 7)
+    assert cfg == _config_from_args(repeated)
+
+
 def test_augmentation_flags():
     cfg = _config_from_args(parse("--data_path", "d", "--no_augment"))
     assert not (cfg.augment_noise or cfg.augment_shift or cfg.augment_gain)

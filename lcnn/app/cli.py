@@ -324,10 +324,13 @@ def _setting(text: str) -> dict:
 
 
 class _Merge(argparse.Action):
-    """Collect repeated --set KEY=VALUE into one dict."""
+    """Collect --set KEY=VALUE [KEY=VALUE ...], given once or repeated, into one dict."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, {**(getattr(namespace, self.dest) or {}), **values})
+        merged = dict(getattr(namespace, self.dest) or {})
+        for setting in values:
+            merged.update(setting)
+        setattr(namespace, self.dest, merged)
 
 
 def _finite(text: str) -> float:
@@ -388,9 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "MultiWorkerMirroredStrategy over the machines in TF_CONFIG (run "
                             "the same command on each; only the chief writes --run_dir). "
                             "--batch_size is the global batch; may change when resuming")
-    train.add_argument("--set", type=_setting, action=_Merge, metavar="KEY=VALUE",
+    train.add_argument("--set", type=_setting, action=_Merge, nargs="+", metavar="KEY=VALUE",
                        help="any other setting of lcnn.config.Config, e.g. --set duration=1.0 "
-                            "(repeatable)")
+                            "epochs=40 (several at once, or repeated)")
     train.add_argument("--no_augment", action="store_true",
                        help="switch off all augmentation, channel copies included")
     train.add_argument("--noise", action="store_true",
