@@ -11,6 +11,7 @@ lcnn's and are ignored here.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -136,9 +137,10 @@ def test_is_run_folder_accepts_old_and_new_run_folders(tmp_path):
 
     old = tmp_path / "old"  # written before the marker existed
     old.mkdir()
-    for name in (runs.CONFIG, runs.STATE, runs.HISTORY, runs.BEST, "scores-validation.tsv",
+    for name in (runs.STATE, runs.HISTORY, runs.BEST, "scores-validation.tsv",
                  "metrics-testing.json", "model-int8.tflite", ".best.keras.k2j3h4.keras"):
         (old / name).write_text("x")
+    (old / runs.CONFIG).write_text(json.dumps(FIRST_CONFIG))
     assert runs.is_run_folder(old)
     new = tmp_path / "new"
     new.mkdir()
@@ -152,6 +154,35 @@ def test_is_run_folder_accepts_old_and_new_run_folders(tmp_path):
     assert not runs.is_run_folder(lonely)
     with pytest.raises(runs.RunError, match="no .lcnn-run marker"):
         runs.check_deletable(lonely)
+
+
+# config.json as lcnn's first version wrote it (commit 4c105fc), before run folders had a marker
+FIRST_CONFIG = {"sample_rate": 16000, "duration": 2.0, "model": "lcnn", "epochs": 15,
+                "batch_size": 64, "learning_rate": 1e-3, "clipnorm": 1.0, "focal_alpha": 0.25,
+                "focal_gamma": 2.0, "class_weights": True, "patience": 5, "seed": 42}
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_another_programs_run_folder_is_not_taken_for_an_old_lcnn_run(tmp_path, data, capsys,
+                                                                      overwrite):
+    """A Keras project's folder with config.json, state.json and best.keras, no marker: lcnn
+    neither resumes nor deletes it (it used to read it as a run saved before the marker, call
+    its state damaged, and advise --overwrite, which deleted it)."""
+    from lcnn.detector import runs
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / runs.CONFIG).write_text(json.dumps({"model": "resnet50", "epochs": 10,
+                                                 "batch_size": 32, "learning_rate": 0.01}))
+    (other / runs.STATE).write_text(json.dumps({"step": 1200}))
+    (other / runs.BEST).write_text("weights")
+    assert not runs.is_run_folder(other)
+    before = snapshot(tmp_path)
+    code, _, err = run_main(capsys, "train", "--data_path", data, "--run_dir", other,
+                            *overwrite, "--epochs", 1)
+    assert_one_error(code, err, str(other))
+    assert "--overwrite starts" not in err
+    assert snapshot(tmp_path) == before
 
 
 def test_new_run_refuses_a_folder_with_foreign_files(tmp_path, data, capsys):

@@ -298,15 +298,32 @@ def foreign_entries(run_dir: Path) -> list[str]:
                   if entry.is_symlink() or not entry.is_file() or not _is_run_file(entry.name))
 
 
+# Settings every lcnn config.json has held since the first version: how a run saved before
+# the marker existed is told from another program's config.json + state.json
+_FIRST_SETTINGS = {"sample_rate", "duration", "focal_alpha", "focal_gamma"}
+
+
+def is_marked(run_dir: Path) -> bool:
+    """Whether run_dir carries lcnn's marker, or is a run saved before the marker existed: a
+    state.json beside a config.json that holds lcnn's settings."""
+    run_dir = Path(run_dir)
+    if (run_dir / MARKER).is_file():
+        return True
+    try:
+        saved = json.loads((run_dir / CONFIG).read_text())
+    except (OSError, ValueError):
+        return False
+    return (run_dir / STATE).is_file() and isinstance(saved, dict) and (
+        _FIRST_SETTINGS <= saved.keys())
+
+
 def is_run_folder(run_dir: Path) -> bool:
-    """Whether run_dir is an lcnn run folder: marked (or an older run with config.json and
-    state.json) and holding only files lcnn writes."""
+    """Whether run_dir is an lcnn run folder: marked (is_marked) and holding only files lcnn
+    writes."""
     run_dir = Path(run_dir)
     if run_dir.is_symlink() or not run_dir.is_dir():
         return False
-    marked = (run_dir / MARKER).is_file() or all(
-        (run_dir / name).is_file() for name in (CONFIG, STATE))
-    return marked and not foreign_entries(run_dir)
+    return is_marked(run_dir) and not foreign_entries(run_dir)
 
 
 # What training writes and resuming, calibration and evaluate read back: no other command's
@@ -340,7 +357,7 @@ def check_deletable(run_dir: Path) -> None:
                                           else "")
         reason = f"it holds {shown}, which lcnn did not write"
     else:
-        reason = f"it has no {MARKER} marker and no {CONFIG} + {STATE}"
+        reason = f"it has no {MARKER} marker and no {CONFIG} of lcnn's + {STATE}"
     raise RunError(f"{run_dir}: not an lcnn run folder ({reason}); --overwrite refuses to "
                    "delete it: pick another --run_dir")
 
