@@ -86,6 +86,30 @@ def test_run_folder_round_trip_and_old_runs(tmp_path):
     assert note == "" and again == cal
 
 
+def _write_validation_scores(run_dir, labels, scores) -> None:
+    rows = ["file\tscore\tlabel"] + [f"c{i}.wav\t{s:.9g}\t{'fake' if y else 'real'}"
+                                     for i, (s, y) in enumerate(zip(scores, labels, strict=True))]
+    (run_dir / runs.VALIDATION_SCORES).write_text("\n".join(rows) + "\n")
+
+
+def test_a_calibration_of_an_earlier_best_epoch_is_fitted_again(tmp_path):
+    """predict calibrates a run while it trains (best epoch 3); training finds a better epoch
+    (7), writes its scores, and is killed before it refits: the next reader refits."""
+    labels, scores = focal_like_scores(7, 200)
+    runs.write_json(tmp_path / runs.STATE, {"best_epoch": 3})
+    _write_validation_scores(tmp_path, labels, scores)
+    early, note = calibration.for_run(tmp_path)
+    assert early.best_epoch == 3 and "fitted it now" in note
+    later = np.clip(scores ** 3, 1e-6, 1)  # another model's scores: another threshold
+    _write_validation_scores(tmp_path, labels, later)
+    runs.write_json(tmp_path / runs.STATE, {"best_epoch": 7})
+    cal, note = calibration.for_run(tmp_path)
+    assert "fitted on best epoch 3, the run's best is now epoch 7" in note
+    assert cal.best_epoch == 7 and cal.thresholds["eer"]["score"] == pytest.approx(
+        metrics.compute_eer(labels, later)[1])
+    assert calibration.for_run(tmp_path) == (cal, "")  # saved: read as it is from now on
+
+
 def test_no_bayes_threshold_when_scores_do_not_rise_with_fakeness():
     labels, scores = focal_like_scores(5)
     cal = calibration.fit(labels, 1 - scores)  # a model that learned it backwards
@@ -98,9 +122,7 @@ def test_no_bayes_threshold_when_scores_do_not_rise_with_fakeness():
 
 def test_read_only_old_run_is_calibrated_without_saving(tmp_path, monkeypatch):
     labels, scores = focal_like_scores(6, 60)
-    rows = ["file\tscore\tlabel"] + [f"c{i}.wav\t{s:.9g}\t{'fake' if y else 'real'}"
-                                     for i, (s, y) in enumerate(zip(scores, labels, strict=True))]
-    (tmp_path / runs.VALIDATION_SCORES).write_text("\n".join(rows) + "\n")
+    _write_validation_scores(tmp_path, labels, scores)
 
     def read_only(*_):
         raise PermissionError(13, "Permission denied")

@@ -84,6 +84,7 @@ class Calibration:
     prior_fake: float = PRIOR_FAKE
     fitted_on: str = ""
     validation: dict = field(default_factory=dict)  # metrics on the validation scores
+    best_epoch: int | None = None  # the run's best epoch then (None: unknown, older files)
 
     def llr(self, scores: np.ndarray) -> np.ndarray:
         """Calibrated LLR, natural log, bona fide vs spoof (positive = looks real)."""
@@ -171,9 +172,10 @@ def calibrate_run(run_dir: str | Path, save_it: bool = True) -> Calibration:
     if not path.exists():
         raise runs.RunError(f"{run_dir}: no {runs.VALIDATION_SCORES} to calibrate on; "
                             "has training finished at least one epoch?")
-    state = runs.read_json(run_dir / runs.STATE) if (run_dir / runs.STATE).exists() else {}
-    epoch = f" (best epoch {state['best_epoch']})" if state.get("best_epoch") else ""
-    cal = fit(*read_scores(path), source=f"validation{epoch}")
+    best = _best_epoch(run_dir)
+    cal = fit(*read_scores(path), source=f"validation (best epoch {best})" if best else
+              "validation")
+    cal.best_epoch = best
     if save_it:
         save(cal, run_dir)
     return cal
@@ -189,14 +191,27 @@ def decision_threshold(cal: Calibration | None, given: float | None = None) -> t
     return 0.5, "0.5, not chosen on any data (the run has no calibration)"
 
 
+def _best_epoch(run_dir: Path) -> int | None:
+    """The best epoch state.json records (None without one)."""
+    state = runs.read_json(run_dir / runs.STATE) if (run_dir / runs.STATE).exists() else {}
+    return state.get("best_epoch") or None
+
+
 def for_run(run_dir: str | Path) -> tuple[Calibration | None, str]:
     """The run's calibration and a note for the user. A run trained before calibration existed
-    is calibrated now from its validation scores; without those it has none (None)."""
+    is calibrated now from its validation scores, and so is one whose calibration.json was
+    fitted on an earlier best epoch (by predict or evaluate while training ran, which then
+    stopped before it could refit); without those scores it has none (None)."""
+    run_dir = Path(run_dir)
     cal = load(run_dir)
-    if cal is not None:
+    best = _best_epoch(run_dir)
+    if cal is not None and (cal.best_epoch is None or best is None or cal.best_epoch == best):
         return cal, ""
-    if (Path(run_dir) / runs.VALIDATION_SCORES).exists():
-        note = f"{run_dir} had no {runs.CALIBRATION}; fitted it now on {runs.VALIDATION_SCORES}"
+    if (run_dir / runs.VALIDATION_SCORES).exists():
+        note = (f"{run_dir} had no {runs.CALIBRATION}" if cal is None else
+                f"{run_dir / runs.CALIBRATION} was fitted on best epoch {cal.best_epoch}, the "
+                f"run's best is now epoch {best}")
+        note += f"; fitted it now on {runs.VALIDATION_SCORES}"
         try:
             return calibrate_run(run_dir), note
         except OSError as e:  # a read-only run folder: use it without saving
