@@ -230,6 +230,17 @@ def test_out_never_replaces_a_file_of_the_run(run_dir):
     assert (run_dir / runs.BEST).read_bytes() == best
 
 
+def test_out_replaces_an_earlier_export_but_no_other_file(run_dir, exported, tmp_path):
+    out = tmp_path / "model.tflite"
+    out.write_bytes(exported["int8"].read_bytes())  # an earlier export
+    export_tflite(run_dir, out=out)
+    audio = tmp_path / "clip.wav"
+    audio.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+    with pytest.raises(LcnnError, match="clip.wav: exists and is not an earlier output of --out"):
+        export_tflite(run_dir, out=audio)
+    assert audio.read_bytes() == b"RIFF\x24\x00\x00\x00WAVEfmt "
+
+
 def test_bad_tflite_file_is_a_clear_error(tmp_path):
     with pytest.raises(ExportError, match="no such TFLite file"):
         tflite_scorer(tmp_path / "missing.tflite")

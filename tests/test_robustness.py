@@ -228,6 +228,18 @@ def test_score_file_names_links_and_never_replaces_a_training_file(run_dir, tmp_
     assert err.count("\n") == 1 and "--score_file" in err and "would replace" in err
     assert (run_dir / runs.CONFIG).read_text() == config
 
+    # its own earlier output is replaced; the dataset's list or audio (a typo) is not
+    evaluate(run_dir, links, "testing", score_file=tmp_path / "scores.tsv")
+    for victim in (tmp_path / "metadata.csv", next(links.rglob("*.wav")).resolve()):
+        if not victim.exists():
+            victim.write_text("file,label\n")
+        kept = victim.read_bytes()
+        assert cli.main(["evaluate", "--run_dir", str(run_dir), "--score_file",
+                         str(victim)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is not an earlier output of --score_file" in err
+        assert victim.read_bytes() == kept
+
 
 def test_train_flags_switch_each_kind_on():
     args = cli.build_parser().parse_args(["train", "--data_path", "x", "--codec", "--reverb",

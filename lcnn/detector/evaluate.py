@@ -56,6 +56,9 @@ def data_tag(run_dir: Path, data: str | Path | dict | None) -> str:
     return f"-{name}-{digest}"
 
 
+ASVSPOOF_HEADER = "filename\tattack\tcm-label\tcm-score"
+
+
 def write_asvspoof_scores(path: str | Path, names: list[str], labels: np.ndarray,
                           llrs: np.ndarray, attacks: np.ndarray | None = None) -> None:
     """An ASVspoof-convention score file, tab-separated, atomically: filename, attack,
@@ -65,7 +68,7 @@ def write_asvspoof_scores(path: str | Path, names: list[str], labels: np.ndarray
     ASVspoof 5's evaluation package reads scores (filename, cm-score) and keys (filename,
     cm-label) from two files: `cut -f1,4 F > scores.tsv; cut -f1,3 F > keys.tsv`.
     """
-    lines = ["filename\tattack\tcm-label\tcm-score"]
+    lines = [ASVSPOOF_HEADER]
     for i, name in enumerate(names):
         key = "spoof" if labels[i] == 1 else "bonafide"
         attack = str(attacks[i]) if attacks is not None else ("-" if labels[i] else "bonafide")
@@ -101,7 +104,7 @@ def evaluate(run_dir: str | Path, data_path: str | Path | dict | None = None,
     channel = channels.condition(condition)  # an unknown name fails before any loading
     run_dir = Path(run_dir)
     if score_file is not None:
-        runs.check_not_training_file(score_file, "--score_file")
+        runs.check_output(score_file, "--score_file", f"{ASVSPOOF_HEADER}\n".encode())
     cfg = runs.load_config(run_dir)
     source = open_source(runs.data_spec(run_dir) if data_path is None else data_path)
     listing = source.listing(split)  # files, labels, metadata columns and their root

@@ -179,7 +179,7 @@ def export_tflite(run_dir: str | Path, int8: bool = False, out: str | Path | Non
     set_threads(cfg.threads)
     model = runs.load_model(run_dir)
     path = Path(out) if out else default_path(run_dir, int8)
-    runs.check_not_training_file(path, "--out")
+    runs.check_output(path, "--out", b"TFL3", offset=4)  # a FlatBuffer's file identifier
     if path.is_dir():
         raise ExportError(f"{path}: is a folder; --out must name a file such as model.tflite")
     try:

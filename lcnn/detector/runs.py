@@ -341,6 +341,23 @@ def check_not_training_file(path: str | Path, what: str) -> None:
                        "choose another name")
 
 
+def check_output(path: str | Path, what: str, signature: bytes, offset: int = 0) -> None:
+    """Raise RunError unless `path` (an output named by the user, `what` its option) may be
+    written: not a file training wrote, and either new or an earlier output of this option,
+    which begins with `signature` at byte `offset`. A typo naming the dataset's metadata.csv,
+    an audio file or a protocol replaces nothing."""
+    check_not_training_file(path, what)
+    path = Path(path)
+    if not path.is_file():
+        return
+    with open(path, "rb") as f:
+        f.seek(offset)
+        head = f.read(len(signature))
+    if head != signature:
+        raise RunError(f"{what} {path}: exists and is not an earlier output of {what}; "
+                       "choose another name (or delete it first)")
+
+
 def check_deletable(run_dir: Path) -> None:
     """Raise RunError unless run_dir is missing, empty, or an lcnn run folder."""
     run_dir = Path(run_dir)
