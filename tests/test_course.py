@@ -84,6 +84,14 @@ def test_a_failing_cell_is_one_line_and_the_copy_has_the_traceback(tmp_path):
     assert nb.cells[0].outputs[0].output_type == "error"
 
 
+def test_out_may_not_be_the_notebooks_folder(repo):
+    edited = _notebook("x = 6 * 7", "print(x)", "print('my exercise')")
+    (repo / "01_tiny.ipynb").write_text(edited)
+    r = _course("run", "--notebooks", repo, "--out", repo / ".." / repo.name)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--out" in r.stderr
+    assert (repo / "01_tiny.ipynb").read_text() == edited
+
+
 def test_a_missing_notebook_is_one_line(tmp_path):
     r = _course("run", "--notebooks", tmp_path, "99_none.ipynb")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "99_none.ipynb" in r.stderr

@@ -105,6 +105,10 @@ def cmd_run(args) -> int:
     if missing:
         print(f"lcnn.course run: error: no such notebook: {', '.join(missing)}", file=sys.stderr)
         return 2
+    if out.resolve() == folder.resolve():  # the executed copies would replace the notebooks
+        print(f"lcnn.course run: error: --out {out} is the notebooks' own folder; "
+              "name another folder for the executed copies", file=sys.stderr)
+        return 2
     for path in paths:
         copy = out / path.name
         # quick-mode outputs never replace the course's; edited notebooks are never replaced
