@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -186,6 +187,21 @@ def test_bad_condition_and_augmentation_flags_are_one_line(run_dir, capsys, tmp_
     assert cli.main(["train", "--data_path", str(tmp_path), "--rawboost", "4"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("lcnn train: error: --rawboost")
+
+
+def test_evaluating_validation_keeps_the_scores_calibration_is_fitted_on(run_dir, tmp_path):
+    from lcnn.detector.evaluate import evaluate
+
+    root = write_corpus(tmp_path / "data", seconds=0.6, per_class=4, splits=("validation",))
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    runs.write_json(run / runs.CONFIG, {**dataclasses.asdict(CFG), "data_path": str(root)})
+    training = "file\tscore\tlabel\n" + "".join(  # a stand-in for training's best epoch's
+        f"v{i}.wav\t{0.1 + 0.1 * i:.1f}\t{'fake' if i % 2 else 'real'}\n" for i in range(8))
+    (run / runs.VALIDATION_SCORES).write_text(training)
+    result = evaluate(run, split="validation")
+    assert result["saved"][0] == str(run / "scores-validation-evaluated.tsv")
+    assert (run / runs.VALIDATION_SCORES).read_text() == training
 
 
 def test_another_dataset_is_evaluated_beside_the_runs_own_files(run_dir, tmp_path):

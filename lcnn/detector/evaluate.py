@@ -143,6 +143,8 @@ def evaluate(run_dir: str | Path, data_path: str | Path | dict | None = None,
     extra = {} if cal is None else {"llr": llrs, "p_fake_calibrated": cal.p_fake(scores)}
     tag = (data_tag(run_dir, data_path) + ("" if condition == "clean" else f"-{condition}")
            + ("-windows" if windows else ""))
+    if f"scores-{split}{tag}.tsv" in runs.TRAINING_FILES:  # training's, which calibration reads
+        tag += "-evaluated"
     saved = [run_dir / f"scores-{split}{tag}.tsv", run_dir / f"metrics-{split}{tag}.json"]
     try:
         runs.write_scores(saved[0], clips.files, scores, clips.labels, attacks, extra)
