@@ -195,6 +195,23 @@ def test_interrupted_download_resumes_with_range(tmp_path, registered, archive_b
     assert not part.exists()
 
 
+def test_a_part_file_is_resumed_only_from_the_url_it_came_from(tmp_path, registered,
+                                                                archive_bytes):
+    dest = tmp_path / "data"
+    registered.files["/other.tar.gz"] = b"x" * len(archive_bytes)  # another file, same size
+    registered.cut_after = 5000
+    with pytest.raises(LcnnError, match="interrupted"):
+        download_dataset("for-test", dest, url=f"{registered.base}/other.tar.gz",
+                         progress=False)
+    registered.cut_after = None
+
+    download_dataset("for-test", dest, progress=False)  # the registry's URL: not spliced
+
+    assert registered.requests[-1] == ("/for-test.tar.gz", None)
+    assert (dest / "downloads" / "for-test.tar.gz").read_bytes() == archive_bytes
+    assert not list((dest / "downloads").glob("*.part*"))
+
+
 def test_server_ignoring_range_restarts_cleanly(tmp_path, registered, archive_bytes):
     dest = tmp_path / "data"
     registered.cut_after = 3000

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from lcnn import LABELS
 from lcnn.dataset import SPLITS, find_splits
 from lcnn.errors import LayoutError, LcnnError
+from lcnn.io import atomic_write_text
 
 LANDING_PAGE = "https://bil.eecs.yorku.ca/datasets/"
 LICENCE_NOTE = (
@@ -129,7 +130,8 @@ def fetch_url(
     extra_space: float = 0.0,
     hint: str = "",
 ) -> Path:
-    """Download `url` to `target` through `target.part`, resuming a previous partial download.
+    """Download `url` to `target` through `target.part`, resuming a previous partial download
+    from the same URL (`target.part.url` records it; a part from another URL starts over).
 
     Checks the byte count against Content-Length (and `size` when known) and the SHA-256 when
     known, then renames the part file atomically. Refuses to start when the free space cannot
@@ -139,6 +141,19 @@ def fetch_url(
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
+    _start_or_resume_part(part, url)
+    try:
+        _fetch_checked(url, part, size, sha256, progress, extra_space, hint)
+        os.replace(part, target)
+    finally:  # the URL is kept only beside bytes to resume
+        if not part.exists():
+            _source_of(part).unlink(missing_ok=True)
+    return target
+
+
+def _fetch_checked(url: str, part: Path, size: int | None, sha256: str | None, progress: bool,
+                   extra_space: float, hint: str) -> None:
+    """Complete `part` from `url` and check its size and SHA-256 (deleting it if wrong)."""
     # Two attempts: the second starts from zero when the server cannot resume our part file.
     for _ in range(2):
         if _download_once(url, part, size, progress, extra_space, hint):
@@ -158,8 +173,23 @@ def fetch_url(
                 f"{url}: SHA-256 mismatch (expected {sha256}, got {digest}); the download was "
                 "deleted because the file is not the expected archive"
             )
-    os.replace(part, target)
-    return target
+
+
+def _source_of(part: Path) -> Path:
+    """The file beside a part file naming the URL its bytes came from."""
+    return part.with_name(part.name + ".url")
+
+
+def _start_or_resume_part(part: Path, url: str) -> None:
+    """Keep `part` for resuming only if its bytes came from `url` (another URL, a mirror given
+    with --url, would splice two files); record the URL of a part file about to start."""
+    source = _source_of(part)
+    # a part file of an lcnn that did not record URLs is resumed, as it was then
+    recorded = source.read_text().strip() if source.exists() else url
+    if part.exists() and recorded != url:
+        print(f"{part.name}: started from {recorded}, not {url}; downloading again from zero")
+        part.unlink()
+    atomic_write_text(source, url + "\n")
 
 
 def extract_tar(archive: str | Path, target: str | Path, progress: bool = True) -> Path:
