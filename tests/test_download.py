@@ -21,6 +21,7 @@ import soundfile as sf
 from lcnn.app import download
 from lcnn.app.download import Dataset, download_dataset, file_sha256, find_dataset_root
 from lcnn.errors import LayoutError, LcnnError
+from lcnn.io import HOST, TMP_TAG
 
 SPLITS = ("training", "validation", "testing")
 TOP = "for-2seconds"
@@ -276,6 +277,24 @@ def test_force_replaces_existing_folder(tmp_path, registered):
 
     assert not (dest / "for-test" / "notes.txt").exists()
     assert find_dataset_root(dest / "for-test") == root
+    assert sorted(p.name for p in dest.iterdir()) == ["downloads", "for-test"]
+
+
+def test_a_replacement_killed_midway_is_undone_without_downloading(tmp_path, registered):
+    """Killed between moving the old copy aside and moving the new one in, or while extracting:
+    the next run puts the old copy back and deletes the unfinished extraction."""
+    dest = tmp_path / "data"
+    download_dataset("for-test", dest, progress=False)
+    final, asked = dest / "for-test", len(registered.requests)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    hidden = f".for-test{TMP_TAG}-{HOST}-{dead.pid}"
+    final.rename(dest / f"{hidden}-old")
+    (dest / f"{hidden}-k2j3h4.partial" / "half").mkdir(parents=True)
+
+    root = download_dataset("for-test", dest, progress=False)
+
+    assert find_dataset_root(final) == root and len(registered.requests) == asked
     assert sorted(p.name for p in dest.iterdir()) == ["downloads", "for-test"]
 
 

@@ -11,6 +11,7 @@ half-extracted dataset behind. Only the standard library and tqdm are used for t
 
 from __future__ import annotations
 
+import glob
 import gzip
 import hashlib
 import http.client
@@ -32,7 +33,7 @@ from tqdm.auto import tqdm
 from lcnn import LABELS
 from lcnn.dataset import SPLITS, find_splits
 from lcnn.errors import LayoutError, LcnnError
-from lcnn.io import atomic_write_text
+from lcnn.io import TMP_TAG, atomic_write_text, temp_prefix
 
 LANDING_PAGE = "https://bil.eecs.yorku.ca/datasets/"
 LICENCE_NOTE = (
@@ -94,6 +95,7 @@ def download_dataset(
     archive = downloads / f"{spec.name}.tar.gz"
     part = archive.with_name(archive.name + ".part")
 
+    recover_interrupted(final)
     if final.exists() and not force:
         return _reuse_existing(final)
 
@@ -202,7 +204,7 @@ def extract_tar(archive: str | Path, target: str | Path, progress: bool = True) 
     archive, target = Path(archive), Path(target)
     if not hasattr(tarfile, "data_filter"):
         raise LcnnError("safe extraction needs Python >= 3.10.12 / 3.11.4 (tarfile filters)")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target), suffix=".partial", dir=target.parent))
     try:
         print(f"Checking and extracting {archive} ...")
         _extract_checked(archive, tmp, progress)
@@ -393,11 +395,26 @@ def _check_member(member: tarfile.TarInfo, into: Path, archive: Path) -> None:
     tarfile.data_filter(member, str(into))  # raises FilterError for links out, devices, ...
 
 
+def recover_interrupted(target: Path) -> None:
+    """Undo what a killed extraction into `target` left beside it: the old copy it had moved
+    aside is put back if `target` is missing, and unfinished extractions are deleted."""
+    from lcnn.detector.runs import is_stale_temporary
+
+    for entry in sorted(target.parent.glob(f".{glob.escape(target.name)}{TMP_TAG}-*")):
+        if not (entry.is_dir() and is_stale_temporary(entry.name)):
+            continue
+        if entry.name.endswith("-old") and not target.exists():
+            os.replace(entry, target)
+            print(f"Restored {target}: a replacement of it had been interrupted")
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 def _swap_into_place(tmp: Path, target: Path) -> None:
     """Move the finished extraction to `target`; an old `target` is removed only afterwards."""
     old = None
     if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        old = target.with_name(f"{temp_prefix(target)}old")  # restored if killed right here
         os.replace(target, old)
     os.replace(tmp, target)
     if old is not None:
