@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from bench.common import ROOT, THREADS, interleaved, summary
-from bench.step_speed import epoch_with_step
+from bench.step_speed import compiled, epoch_with_step
 from lcnn.config import Config
 from lcnn.io import atomic_write_text
 
@@ -35,9 +35,7 @@ def augmented_config(cfg: Config, kinds: list[str], variants: int) -> Config:
 
 def measure(data_path: Path, kinds: list[str], variants: int, repeats: int,
             cache_dir: str | None) -> dict:
-    from lcnn.detector import data
-    from lcnn.detector.model import build_model
-    from lcnn.detector.train import compile_model
+    from lcnn.detector import data, distribute
     from lcnn.runtime import set_threads
 
     set_threads(THREADS)
@@ -52,14 +50,14 @@ def measure(data_path: Path, kinds: list[str], variants: int, repeats: int,
     ds_off = data.make_dataset(without, plain, training=True)
     ds_on = data.make_dataset(with_copies, augmented, training=True)
 
-    model = build_model(plain)
-    compile_model(model, plain, steps_per_epoch=len(clips) // plain.batch_size + 1)
+    strategy = distribute.make_strategy("auto")
+    model = compiled(plain, len(clips) // plain.batch_size + 1, strategy)
     n = len(clips)
 
     weights = data.class_weights(clips.labels)
 
     def fit(ds):  # one epoch with lcnn's training step, as `train` runs it
-        return epoch_with_step(model, plain, ds, weights)
+        return epoch_with_step(model, plain, ds, weights, strategy)
 
     def read(ds):
         return lambda: sum(int(x.shape[0]) for x, _ in ds)

@@ -28,7 +28,7 @@ from lcnn.io import atomic_write_text
 
 def epoch_with_step(model, cfg: Config, dataset, weights, strategy):
     """A function that trains one epoch of `dataset` with lcnn's own step under `strategy`
-    (the model built and compiled for it: _compiled). `dataset` may also be a function of the
+    (the model built and compiled for it: compiled). `dataset` may also be a function of the
     epoch number that makes that epoch's dataset, as lcnn.detector.train does."""
     from lcnn.detector import loop
     from lcnn.detector.train import focal_loss
@@ -44,7 +44,7 @@ def epoch_with_step(model, cfg: Config, dataset, weights, strategy):
     return epoch
 
 
-def _compiled(cfg: Config, steps: int, strategy):
+def compiled(cfg: Config, steps: int, strategy):
     """The model of cfg, built and compiled as lcnn.detector.train does under `strategy`."""
     from lcnn.detector.model import build_model
     from lcnn.detector.train import prepare_to_train
@@ -96,18 +96,18 @@ def measure(data_path: Path, repeats: int, mirrored: int = 0, autotune: bool = F
             return data.make_dataset(clips, cfg, training=True, seed=cfg.seed + epoch)
     weights = data.class_weights(clips.labels)
     steps = len(clips) // cfg.batch_size + 1
-    step = epoch_with_step(_compiled(cfg, steps, one), cfg, dataset, weights, one)
+    step = epoch_with_step(compiled(cfg, steps, one), cfg, dataset, weights, one)
     if autotune:
         other = "autotuned pipeline"
         fns = {"step": step, other: epoch_with_step(
-            _compiled(cfg, steps, one), cfg, lambda epoch: autotuned_dataset(clips, cfg, epoch),
+            compiled(cfg, steps, one), cfg, lambda epoch: autotuned_dataset(clips, cfg, epoch),
             weights, one)}
     elif mirrored:
         other = f"mirrored x{mirrored}"
-        fns = {"step": step, other: epoch_with_step(_compiled(cfg, steps, several), cfg,
+        fns = {"step": step, other: epoch_with_step(compiled(cfg, steps, several), cfg,
                                                     dataset, weights, several)}
     else:
-        other, fit_model = "fit", _compiled(cfg, steps, one)
+        other, fit_model = "fit", compiled(cfg, steps, one)
         fns = {"step": step, "fit": lambda: fit_model.fit(dataset, epochs=1, verbose=0,
                                                           class_weight=weights, shuffle=False)}
     times = interleaved(fns, repeats)

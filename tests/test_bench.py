@@ -155,6 +155,25 @@ def test_uncached_pipeline_gives_make_datasets_batches():
         np.testing.assert_array_equal(y1.numpy(), y2.numpy())
 
 
+def test_augment_speed_runs_end_to_end_on_a_tiny_corpus(tmp_path):
+    """bench.augment_speed trains with lcnn's step as `train` does (it broke once when the
+    step gained its strategy argument and nothing ran it)."""
+    import soundfile as sf
+
+    from bench.augment_speed import measure
+
+    rng = np.random.default_rng(0)
+    for label in ("real", "fake"):
+        folder = tmp_path / "data" / "training" / label
+        folder.mkdir(parents=True)
+        for i in range(4):
+            sf.write(folder / f"{i}.wav", 0.1 * rng.standard_normal(8000), 16000)
+    r = measure(tmp_path / "data", ["rawboost"], variants=1, repeats=1,
+                cache_dir=str(tmp_path / "cache"))
+    assert r["clips"] == 8 and r["variants"] == 1
+    assert r["train_clips_per_s_on"]["n"] == r["pipeline_clips_per_s_off"]["n"] == 1
+
+
 def test_ablation_tables_leave_out_diverged_seeds_and_say_so():
     from bench.ablation import model_table, table, transfer_table
 
