@@ -1,5 +1,6 @@
 """python -m lcnn.course: the commands behind make course|test|lab; a learner's edits survive."""
 
+import dataclasses
 import os
 import re
 import shutil
@@ -122,8 +123,6 @@ def test_dry_runs_show_the_commands():
 
 def _finished_run(folder: Path, cfg) -> Path:
     """A run folder as train() leaves it when done (no model files: nothing here loads one)."""
-    import dataclasses
-
     from lcnn import course
     from lcnn.dataset import data_spec
     from lcnn.detector import runs
@@ -141,8 +140,6 @@ def _finished_run(folder: Path, cfg) -> Path:
                                            ({"augment_reverb": False}, "augment_reverb")])
 def test_trained_run_keeps_a_finished_run_and_names_what_differs(tmp_path, monkeypatch,
                                                                  capsys, changes, note):
-    import dataclasses
-
     from lcnn import course
 
     folder = _finished_run(tmp_path / "run",
