@@ -147,6 +147,10 @@ AUGMENT_SETTINGS = [
     # the default with RawBoost's stationary noise after 1+2 in its RawBoost copies (the
     # RawBoost paper's series 1+2+3): noise at 10 dB is the one condition room copies made worse
     ("reverb + RawBoost 1+2+3 copies", copies(augment_reverb=True, augment_rawboost="123")),
+    # 1+2+3 in every RawBoost copy cost transfer to held-out HiFi-GAN: here one of the two
+    # RawBoost copies goes through algorithm 3 alone and the other through 1+2, as now
+    ("reverb + RawBoost 1+2 and 3 copies", copies(augment_reverb=True,
+                                                  augment_rawboost="12,3")),
 ]
 # Leave-one-out transfer: (metadata.csv column, which clips a held-out value covers).
 HOLDOUTS = [("attack", "fake"), ("speaker", "both")]

@@ -149,6 +149,12 @@ def check_algos(algos: str) -> str:
     return algos
 
 
+def rawboost_groups(setting: str) -> list[str]:
+    """The series of a Config's augment_rawboost, one per RawBoost copy in turn: "12" -> ["12"],
+    "12,3" -> ["12", "3"] (copies alternate between 1 then 2, and 3 alone)."""
+    return [check_algos(group) for group in setting.split(",")]
+
+
 # ------------------------------------------------------------------ cached training variants
 
 
@@ -156,14 +162,15 @@ def channel_kinds(cfg) -> list[str]:
     """The channel augmentations a Config switches on, in a fixed order."""
     kinds = [k for k in ("codec", "reverb", "telephone") if getattr(cfg, f"augment_{k}")]
     if cfg.augment_rawboost:
-        check_algos(cfg.augment_rawboost)
-        kinds.append("rawboost")
+        groups = rawboost_groups(cfg.augment_rawboost)
+        kinds += ["rawboost"] if len(groups) == 1 else [f"rawboost:{g}" for g in groups]
     return kinds
 
 
 def variant(x: np.ndarray, kind: str, fs: int, rng: np.random.Generator,
             algos: str = "12") -> np.ndarray:
-    """x through one random draw of one kind of channel (see channel_kinds)."""
+    """x through one random draw of one kind of channel (see channel_kinds; "rawboost:3"
+    names its own algorithms, "rawboost" takes `algos`)."""
     if kind == "codec":
         return channels.random_codec(x, fs, rng)
     if kind == "reverb":
@@ -172,4 +179,6 @@ def variant(x: np.ndarray, kind: str, fs: int, rng: np.random.Generator,
         return channels.telephone(x, fs)
     if kind == "rawboost":
         return rawboost(x, rng, algos, fs)
+    if kind.startswith("rawboost:"):
+        return rawboost(x, rng, kind.removeprefix("rawboost:"), fs)
     raise ValueError(f"unknown augmentation kind {kind!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,8 @@ class Config:
     augment_codec: bool = False  # MP3, Opus, AMR-NB, G.711, G.722 at several bit rates
     augment_reverb: bool = True  # synthetic rooms, RT60 0.2-1.0 s
     augment_telephone: bool = False  # 8 kHz, 300-3,400 Hz
-    augment_rawboost: str = "12"  # RawBoost algorithms in series, e.g. "12"; "" = off
+    augment_rawboost: str = "12"  # RawBoost algorithms in series, e.g. "12"; "12,3": copies
+    # alternate between series; "" = off
     augment_variants: int = 4
     # SpecAugment's frequency masking (Park et al., 2019) on the features the LCNN body reads:
     # each training clip loses a random run of 0..N adjacent ones (lcnn.detector.layers.BandMask);
@@ -220,11 +222,11 @@ def _problems(cfg: Config) -> Iterator[tuple[str, str]]:
     if not _is_int(cfg.augment_variants) or cfg.augment_variants < 1:
         yield "augment_variants", ("augment_variants must be a positive integer, got "
                                    f"{cfg.augment_variants!r}")
-    if not isinstance(cfg.augment_rawboost, str) or any(
-            a not in "123" for a in cfg.augment_rawboost):
+    if not isinstance(cfg.augment_rawboost, str) or not re.fullmatch(
+            r"([123]+(,[123]+)*)?", cfg.augment_rawboost):
         yield "augment_rawboost", ("augment_rawboost must be RawBoost algorithm digits 1-3 "
-                                   f"in series (e.g. \"12\") or \"\" (off), got "
-                                   f"{cfg.augment_rawboost!r}")
+                                   f"in series (e.g. \"12\"), series for the copies in turn "
+                                   f"(\"12,3\") or \"\" (off), got {cfg.augment_rawboost!r}")
     if cfg.front_end not in FRONT_ENDS:
         yield "front_end", (f"front_end: unknown front end {cfg.front_end!r}; valid: "
                             f"{', '.join(FRONT_ENDS)}")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lcnn import channels
+from lcnn import augment, channels
 from lcnn.app import cli
 from lcnn.audio import load_audio, normalize
 from lcnn.augment import channel_kinds
@@ -21,6 +21,7 @@ from lcnn.dataset import list_files
 from lcnn.detector import data, runs
 from lcnn.detector.evaluate import window_scores, with_channel
 from lcnn.detector.predict import clip_windows, keras_scorer, score_file
+from lcnn.errors import ConfigError
 
 RATE = 16000
 CFG = Config(duration=0.25, batch_size=4, augment_noise=False, augment_shift=False,
@@ -98,6 +99,26 @@ def test_training_variants_follow_the_config(tmp_path):
     boosted = np.abs(np.fft.rfft(copies[0, 1].astype(np.float64))) ** 2
     assert boosted[freqs > 4000].sum() > 1e-2 * boosted.sum()  # RawBoost 2 keeps the band
     assert not np.array_equal(copies[0, 1], clips.audio[0])
+
+
+def test_rawboost_series_for_the_copies_in_turn(tmp_path):
+    """augment_rawboost="12,3": the RawBoost copies alternate between series 1+2 and 3, each
+    the same as rawboost() gives it; one series keeps the kind (and the cache) of before."""
+    assert channel_kinds(dataclasses.replace(CFG, augment_rawboost="12")) == ["rawboost"]
+    cfg = dataclasses.replace(CFG, augment_rawboost="12,3", augment_variants=3)
+    assert channel_kinds(cfg) == ["rawboost:12", "rawboost:3"]
+    clips = data.load_split(write_corpus(tmp_path), "training", CFG, progress=False)
+    copies = data.training_variants(clips, cfg, progress=False)
+    x = np.random.default_rng(1).standard_normal(RATE // 4)
+    series = {j: augment.variant(x, kind, RATE, np.random.default_rng(0))
+              for j, kind in enumerate(["rawboost:12", "rawboost:3"])}
+    reference = {j: augment.rawboost(x, np.random.default_rng(0), algos, RATE)
+                 for j, algos in enumerate(["12", "3"])}
+    assert all(np.array_equal(series[j], reference[j]) for j in series)
+    assert copies.shape[:2] == (len(clips), 3) and not np.array_equal(copies[:, 0], copies[:, 1])
+    for bad in ("12,", ",3", "12,4", "1 2"):
+        with pytest.raises(ConfigError, match="augment_rawboost"):
+            Config(augment_rawboost=bad)
 
 
 def test_training_batches_are_clips_or_their_copies(tmp_path):

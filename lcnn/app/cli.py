@@ -413,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
                             f"({default('augment_telephone')} by default)")
     train.add_argument("--rawboost", metavar="ALGOS",
                        help="train on cached RawBoost copies too: algorithms 1-3 in series, "
-                            f"e.g. 12 (default {Config.augment_rawboost or 'off'}); off for none")
+                            "e.g. 12, or series for the copies in turn, e.g. 12,3 (default "
+                            f"{Config.augment_rawboost or 'off'}); off for none")
     train.add_argument("--variants", type=int,
                        help="cached augmented copies per training clip")
     train.add_argument("--resume", action="store_true",
