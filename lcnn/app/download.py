@@ -95,7 +95,7 @@ def download_dataset(
     archive = downloads / f"{spec.name}.tar.gz"
     part = archive.with_name(archive.name + ".part")
 
-    recover_interrupted(final)
+    _recover_interrupted(final)
     if final.exists() and not force:
         return _reuse_existing(final)
 
@@ -395,7 +395,7 @@ def _check_member(member: tarfile.TarInfo, into: Path, archive: Path) -> None:
     tarfile.data_filter(member, str(into))  # raises FilterError for links out, devices, ...
 
 
-def recover_interrupted(target: Path) -> None:
+def _recover_interrupted(target: Path) -> None:
     """Undo what a killed extraction into `target` left beside it: the old copy it had moved
     aside is put back if `target` is missing, and unfinished extractions are deleted."""
     from lcnn.detector.runs import is_stale_temporary
