@@ -172,7 +172,7 @@ def calibrate_run(run_dir: str | Path, save_it: bool = True) -> Calibration:
     if not path.exists():
         raise runs.RunError(f"{run_dir}: no {runs.VALIDATION_SCORES} to calibrate on; "
                             "has training finished at least one epoch?")
-    best = _best_epoch(run_dir)
+    best = runs.best_epoch(run_dir)
     cal = fit(*read_scores(path), source=f"validation (best epoch {best})" if best else
               "validation")
     cal.best_epoch = best
@@ -191,12 +191,6 @@ def decision_threshold(cal: Calibration | None, given: float | None = None) -> t
     return 0.5, "0.5, not chosen on any data (the run has no calibration)"
 
 
-def _best_epoch(run_dir: Path) -> int | None:
-    """The best epoch state.json records (None without one)."""
-    state = runs.read_json(run_dir / runs.STATE) if (run_dir / runs.STATE).exists() else {}
-    return state.get("best_epoch") or None
-
-
 def for_run(run_dir: str | Path) -> tuple[Calibration | None, str]:
     """The run's calibration and a note for the user. A run trained before calibration existed
     is calibrated now from its validation scores, and so is one whose calibration.json was
@@ -204,7 +198,7 @@ def for_run(run_dir: str | Path) -> tuple[Calibration | None, str]:
     stopped before it could refit); without those scores it has none (None)."""
     run_dir = Path(run_dir)
     cal = load(run_dir)
-    best = _best_epoch(run_dir)
+    best = runs.best_epoch(run_dir)
     if cal is not None and (cal.best_epoch is None or best is None or cal.best_epoch == best):
         return cal, ""
     if (run_dir / runs.VALIDATION_SCORES).exists():

@@ -114,6 +114,8 @@ def evaluate(run_dir: str | Path, data_path: str | Path | dict | None = None,
     if missing:
         raise LcnnError(f"evaluate --by: {', '.join(missing)} not among {source}'s metadata "
                         f"columns ({', '.join(known) or 'none'})")
+    # which model the metrics describe: best.keras changes while a run trains
+    scored_epoch = runs.best_epoch(run_dir) if model is None else None
     model = runs.load_model(run_dir) if model is None else model
     cal, note = calibration.for_run(run_dir)
     clips = data.load_split(source, split, cfg, cache_dir=cache_dir, skip_bad=skip_bad)
@@ -129,7 +131,7 @@ def evaluate(run_dir: str | Path, data_path: str | Path | dict | None = None,
     threshold, threshold_source = calibration.decision_threshold(cal, threshold)
     llrs = cal.llr(scores) if cal is not None else None
     result = summarize(clips.labels, scores, threshold, llrs, groups, n_boot)
-    result.update(split=split, condition=condition, windows=windows,
+    result.update(split=split, condition=condition, windows=windows, best_epoch=scored_epoch,
                   threshold_source=threshold_source, calibration_note=note or None)
     result["bootstrap"]["by"] = group_name
     result["calibration"] = None if cal is None else {

@@ -454,6 +454,12 @@ def load_state(run_dir: Path) -> dict:
     return state
 
 
+def best_epoch(run_dir: Path) -> int | None:
+    """The best epoch state.json records: the one best.keras holds (None without one)."""
+    state = read_json(Path(run_dir) / STATE) if (Path(run_dir) / STATE).exists() else {}
+    return state.get("best_epoch") or None
+
+
 def load_model(run_dir: Path, which: str = BEST):
     """Load the best (or last) model of a run, with a clear error if there is none."""
     import keras
