@@ -103,7 +103,7 @@ class Config:
     augment_gain: bool = True
     # Channel augmentation, for real and fake clips alike (lcnn.channels, lcnn.augment): each
     # training clip gets `augment_variants` copies, built once and cached beside the decoded
-        # split, each through one of the kinds switched on (in turn); every epoch then reads the
+    # split, each through one of the kinds switched on (in turn); every epoch then reads the
     # clip or one of its copies, drawn at random. RawBoost 1+2 is on: with the schedule above
     # it lowered the testing EER, the unseen neural vocoder's, the mean over channels and the
     # held-out speakers' EER against the earlier default (40 epochs at 3e-3, no copies). Room

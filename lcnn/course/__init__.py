@@ -65,11 +65,11 @@ def trained_run(model: str = "lcnn", verbose: int = 0) -> Path:
     from lcnn.detector import runs
     from lcnn.detector.train import changed_settings, train
 
-    path = run_dir(model)
+    path, cfg = run_dir(model), config(model)
     state = path / runs.STATE
     if not (state.exists() and runs.read_json(state).get("finished")):
-        train(data_path(), path, config(model), verbose=verbose)
-    changed = changed_settings(path, config(model), data_path())
+        train(data_path(), path, cfg, verbose=verbose)
+    changed = changed_settings(path, cfg, data_path())
     if changed:
         print(f"Note: {path} was trained with other settings than the course's "
               f"({', '.join(changed)} differ); notebook 04 trains it again with them.")

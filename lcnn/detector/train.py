@@ -169,13 +169,13 @@ def _saved_state(run_dir: Path, cfg: Config, data: dict) -> dict | None:
         return None
     if not run_dir.is_dir():
         raise runs.RunError(f"{run_dir}: is a file, not a folder; --run_dir names a folder")
-    marked = runs.is_marked(run_dir)
-    if not marked and ((run_dir / runs.CONFIG).exists() or (run_dir / runs.STATE).exists()):
+    has_config, has_state = (run_dir / runs.CONFIG).exists(), (run_dir / runs.STATE).exists()
+    if (has_config or has_state) and not runs.is_marked(run_dir):
         raise runs.RunError(
             f"{run_dir}: holds a {runs.CONFIG} or {runs.STATE} that lcnn did not write (no "
             f"{runs.MARKER} marker, no lcnn settings); a new run needs a new or empty folder: "
             "pick another --run_dir")
-    if not (marked and (run_dir / runs.CONFIG).exists() and (run_dir / runs.STATE).exists()):
+    if not (has_config and has_state):
         foreign = runs.foreign_entries(run_dir)
         if foreign:
             raise runs.RunError(
