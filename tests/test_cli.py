@@ -436,6 +436,27 @@ def test_overwrite_refuses_foreign_files_and_touches_nothing(tmp_path):
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
+def test_resuming_settles_the_files_of_the_epoch_state_json_records(tmp_path):
+    """A run killed between state.json and moving its epoch's files into place: resuming
+    moves those of the recorded epoch (and a next-<epoch>.keras, last.keras as older runs named
+    it) and deletes those of a later, unrecorded epoch, so best.keras, its validation scores and
+    last.keras all belong to the epochs state.json names."""
+    run, data = tmp_path / "run", tmp_path / "data"
+    _trained(run, Config(), data)  # state.json: epoch 3
+    names = (runs.LAST, runs.BEST, runs.VALIDATION_SCORES)
+    for name in names:
+        (run / name).write_text("epoch 2")
+        runs.pending(run, 3, name).write_text("epoch 3")
+        runs.pending(run, 4, name).write_text("epoch 4")
+    (run / "next-4.keras").write_text("epoch 4")
+    _start_or_resume(run, Config(), data, overwrite=False)
+    assert [(run / name).read_text() for name in names] == ["epoch 3"] * 3
+    assert not list(run.glob("next-*"))
+    (run / "next-3.keras").write_text("old name")
+    _start_or_resume(run, Config(), data, overwrite=False)
+    assert (run / runs.LAST).read_text() == "old name"
+
+
 def test_an_atomic_write_is_on_disk_before_it_is_renamed_into_place(tmp_path, monkeypatch):
     import os
 

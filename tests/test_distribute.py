@@ -143,16 +143,21 @@ def test_a_run_killed_while_saving_an_epoch_resumes_as_if_it_was_not(
         single_device, tmp_path, monkeypatch, recorded):
     """Killed at the end of its second epoch, with the model saved but state.json not yet
     saying so (or just saying so), the run resumes from the right model: it ends as the
-    uninterrupted run did, and no epoch is trained twice."""
+    uninterrupted run did, and no epoch is trained twice. Until state.json records the epoch,
+    best.keras and scores-validation.tsv stay those of the best epoch it names."""
     from lcnn.detector import runs
     from lcnn.detector import train as training
 
     data, reference = single_device
+    assert json.loads((reference / runs.STATE).read_text())["best_epoch"] == 2
     cfg = dataclasses.replace(TINY, **SINC)
     write_json = runs.write_json
 
     def killed_at_epoch_two(path, obj):
         if Path(path).name == runs.STATE and obj.get("epoch") == 2 and not obj.get("finished"):
+            run = Path(path).parent  # epoch 2 is its best: its model and scores wait
+            for name in (runs.BEST, runs.VALIDATION_SCORES):
+                assert (run / name).read_bytes() != runs.pending(run, 2, name).read_bytes()
             if recorded:
                 write_json(path, obj)
             raise KeyboardInterrupt
@@ -161,11 +166,11 @@ def test_a_run_killed_while_saving_an_epoch_resumes_as_if_it_was_not(
     monkeypatch.setattr(runs, "write_json", killed_at_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         training.train(data, tmp_path / "run", cfg, verbose=0)
-    assert (tmp_path / "run" / "next-2.keras").is_file()
+    assert runs.pending(tmp_path / "run", 2, runs.LAST).is_file()
     monkeypatch.setattr(runs, "write_json", write_json)
     state = training.train(data, tmp_path / "run", cfg, verbose=0)
     assert state["epoch"] == 2 and state["finished"]
-    assert not list((tmp_path / "run").glob("next-*.keras"))
+    assert not list((tmp_path / "run").glob("next-*"))
     assert_same_training(tmp_path / "run", reference)
 
 

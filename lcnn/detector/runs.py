@@ -4,9 +4,10 @@
                                    (lcnn.dataset.data_spec; older runs: "data_path", a path)
     <run_dir>/history.csv          one row per finished epoch
     <run_dir>/state.json           progress: last finished epoch, best epoch, early-stopping count
-    <run_dir>/last.keras           model + optimizer after the last finished epoch (for resuming;
-                                   next-<epoch>.keras until state.json records that epoch)
+    <run_dir>/last.keras           model + optimizer after the last finished epoch (for resuming)
     <run_dir>/best.keras           model with the best validation EER (what evaluate/predict use)
+    <run_dir>/next-<epoch>-<name>  an epoch's last.keras, best.keras and scores-validation.tsv
+                                   until state.json records the epoch (see settle_epoch)
     <run_dir>/scores-<split>.tsv   per-file raw scores (higher = more fake; not probabilities):
                                    validation's from training, the others from evaluate, which
                                    names another dataset's files scores-<split>-<dataset>-<hash>
@@ -48,7 +49,7 @@ MARKER, LOCK = ".lcnn-run", ".lcnn-lock"
 _TMP_NAME = re.compile(re.escape(TMP_TAG) + r"-(?P<host>.+)-(?P<pid>\d+)-[a-z0-9_]+(\.\w+)?$")
 # What lcnn writes into a run folder (glob patterns). `--overwrite` deletes a folder only if
 # every entry in it matches one of these, so a data folder or a thesis is never deleted.
-RUN_FILES = (MARKER, LOCK, CONFIG, STATE, HISTORY, BEST, LAST, "next-*.keras",
+RUN_FILES = (MARKER, LOCK, CONFIG, STATE, HISTORY, BEST, LAST, "next-*.keras", "next-*.tsv",
              "scores-*.tsv", "metrics-*.json", "robustness-*.json", "model.tflite",
              "model-int8.tflite", "calibration*.json", f"*{TMP_TAG}*")
 
@@ -59,19 +60,26 @@ def atomic_save_model(model, path: str | Path) -> None:
         model.save(tmp)
 
 
-def next_checkpoint(run_dir: Path, epoch: int) -> Path:
-    """Where an epoch's model waits until state.json records the epoch: then it becomes
-    last.keras (see settle_checkpoint)."""
-    return Path(run_dir) / f"next-{epoch}.keras"
+def pending(run_dir: Path, epoch: int, name: str) -> Path:
+    """Where the file `name` (LAST, BEST or VALIDATION_SCORES) of an epoch's end waits until
+    state.json records the epoch (see settle_epoch)."""
+    return Path(run_dir) / f"next-{epoch}-{name}"
 
 
-def settle_checkpoint(run_dir: Path, epoch: int) -> None:
-    """Finish what a run killed at the end of an epoch left: its next-<epoch>.keras becomes
-    last.keras if state.json says `epoch` was done; one of a later epoch, whose state was not
-    written, is deleted, so that epoch is trained again from the model before it."""
-    for path in Path(run_dir).glob("next-*.keras"):
-        if path.name == next_checkpoint(run_dir, epoch).name:
-            os.replace(path, Path(run_dir) / LAST)
+# next-<epoch>-<name>; next-<epoch>.keras is last.keras as earlier versions named it
+_PENDING = re.compile(r"next-(?P<epoch>\d+)(?:-(?P<name>.+)|\.keras)$")
+
+
+def settle_epoch(run_dir: Path, epoch: int) -> None:
+    """Move the files an epoch's end wrote (`pending`) into place once state.json says
+    `epoch` is done; delete those of a later epoch, whose state was not written, so that epoch
+    is trained again from the files of the one before. Training calls it after each state.json
+    and when it resumes a run killed in between."""
+    for path in Path(run_dir).glob("next-*"):
+        if not (m := _PENDING.fullmatch(path.name)):
+            continue
+        if int(m["epoch"]) == epoch:
+            os.replace(path, Path(run_dir) / (m["name"] or LAST))
         else:
             path.unlink()
 

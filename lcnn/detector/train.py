@@ -5,7 +5,6 @@ and training resumes after the last finished epoch)."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import tempfile
 import time
@@ -97,24 +96,24 @@ def _end_epoch(run_dir: Path, model, score, val_ds, val_clips, state: dict, cfg:
         state["lowest_cllr"] = val_cllr
     if _better(eer, val_cllr, state):
         state.update(best_eer=eer, best_cllr=val_cllr, best_epoch=epoch + 1, wait=0)
-        runs.atomic_save_model(model, run_dir / runs.BEST)
-        runs.write_scores(run_dir / runs.VALIDATION_SCORES, val_clips.files, scores,
-                          val_clips.labels)
+        runs.atomic_save_model(model, runs.pending(run_dir, epoch + 1, runs.BEST))
+        runs.write_scores(runs.pending(run_dir, epoch + 1, runs.VALIDATION_SCORES),
+                          val_clips.files, scores, val_clips.labels)
     elif cfg.cllr_resets_patience and lower_cllr:
         state["wait"] = 0
     else:
         state["wait"] += 1
-    checkpoint = runs.next_checkpoint(run_dir, epoch + 1)
-    runs.atomic_save_model(model, checkpoint)
+    runs.atomic_save_model(model, runs.pending(run_dir, epoch + 1, runs.LAST))
     state["epoch"] = epoch + 1
     state["seed_states"] = [np.asarray(v.numpy()).tolist() for v in _seed_states(model)]
     # patience 0: stop at the first epoch not better (once min_epochs are done)
     if state["wait"] >= max(cfg.patience, 1) and epoch + 1 >= cfg.min_epochs:
         state["stopped_early"] = True
     # state.json is the commit: killed before it, the epoch is redone from last.keras, which
-    # still holds the epoch before; killed after it, resuming moves the checkpoint into place
+    # still holds the epoch before (and best.keras the best epoch before); killed after it,
+    # resuming moves this epoch's files into place
     runs.write_json(run_dir / runs.STATE, state)
-    os.replace(checkpoint, run_dir / runs.LAST)
+    runs.settle_epoch(run_dir, epoch + 1)
     return eer
 
 
@@ -207,7 +206,7 @@ def _start_or_resume(run_dir: Path, cfg: Config, data: str | Path | dict,
         runs.clear_run(run_dir, keep=(runs.LOCK,))
     state = _saved_state(run_dir, cfg, data)
     if state is not None:
-        runs.settle_checkpoint(run_dir, state["epoch"])
+        runs.settle_epoch(run_dir, state["epoch"])
         return state
     runs.mark_run_folder(run_dir)
     runs.write_json(run_dir / runs.CONFIG, {**dataclasses.asdict(cfg), runs.DATA: data})
