@@ -48,6 +48,7 @@ import re
 import sys
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -436,8 +437,12 @@ def transfer_table(rows: list[dict]) -> str:
         by_seed: dict[int, list[float]] = {}
         for r in (r for row in held_out for r in finished(row["runs"])):
             by_seed.setdefault(r["seed"], []).append(r["test_eer"])
-        per_seed = [float(np.mean(v)) for v in by_seed.values()]
-        lines.append(f"| **mean over {len(held_out)} {column} values** | | {mean_sd(per_seed)} |")
+        # only seeds that every row was run with: a row may have been extended with more
+        in_all = set.intersection(*({r["seed"] for r in row["runs"]} for row in held_out))
+        per_seed = [float(np.mean(v)) for seed, v in by_seed.items() if seed in in_all]
+        more = " (seeds that every row has)" if len(per_seed) < len(by_seed) else ""
+        lines.append(f"| **mean over {len(held_out)} {column} values**{more} | | "
+                     f"{mean_sd(per_seed)} |")
     return "\n".join(lines)
 
 
@@ -566,10 +571,20 @@ def render(stored: dict) -> str:
             heading += f", {key.removeprefix(table_of(key)).strip()}"
         parts.append(f"### {heading}\n\n`{t['command']}`, {t['date']}, \"default\" = "
                      f"{base_settings(t['config'])}, {t['epochs']} epochs "
-                     f"(early stopping patience {t['patience']}), seeds "
-                     f"{', '.join(map(str, t['seeds']))}, {t['threads']} threads, "
+                     f"(early stopping patience {t['patience']}), {seeds_text(t)}, "
+                     f"{t['threads']} threads, "
                      f"{t['seconds']:.0f} s.\n\n{render_table(t['rows'], t['unseen'])}")
     return "\n\n".join(parts)
+
+
+def seeds_text(table: dict) -> str:
+    """The seeds behind a stored table: one list if every row has it, else each list and its
+    rows (a row can be extended with more seeds: --rows NAME --seeds ...)."""
+    lists = Counter(tuple(r["seed"] for r in row["runs"]) for row in table["rows"])
+    if len(lists) <= 1:
+        return "seeds " + ", ".join(map(str, next(iter(lists), table["seeds"])))
+    return "seeds " + "; ".join(f"{', '.join(map(str, seeds))} ({n} row{'s' * (n > 1)})"
+                                for seeds, n in lists.most_common())
 
 
 def setting_text(value) -> str:

@@ -203,6 +203,26 @@ def test_ablation_tables_leave_out_diverged_seeds_and_say_so():
     assert "| attack v | 3 / 3 | 20.0 (1 diverged) |" in text
     # per seed, the mean over the values that finished: seed 1 (20 + 40) / 2, seed 2 30
     assert "| **mean over 2 attack values** | | 30.0 ± 0.0 [30.0, 30.0] (30.0, 30.0) |" in text
+    # a row extended with more seeds: the mean takes only the seeds every row was run with
+    text = transfer_table([
+        {"column": "attack", "value": "v", "test_real": 3, "test_fake": 3,
+         "runs": [ok(1, 0.2), ok(2, 0.4)]},
+        {"column": "attack", "value": "w", "test_real": 3, "test_fake": 3,
+         "runs": [ok(1, 0.4), ok(2, 0.2), ok(3, 0.9)]}])
+    assert ("| **mean over 2 attack values** (seeds that every row has) | | "
+            "30.0 ± 0.0 [30.0, 30.0] (30.0, 30.0) |") in text
+
+
+def test_a_table_header_names_the_seeds_of_each_row_when_they_differ():
+    from bench.ablation import seeds_text
+
+    def row(*seeds):
+        return {"runs": [{"seed": s} for s in seeds]}
+
+    assert seeds_text({"seeds": [1, 2, 3], "rows": [row(1, 2), row(1, 2)]}) == "seeds 1, 2"
+    assert seeds_text({"seeds": [1, 2, 3], "rows": []}) == "seeds 1, 2, 3"
+    assert seeds_text({"seeds": [1, 2, 3], "rows": [row(1, 2), row(1, 2, 3), row(1, 2)]}) == (
+        "seeds 1, 2 (2 rows); 1, 2, 3 (1 row)")
 
 
 def test_fusion_table_gives_the_fused_metrics_over_the_seeds_that_finished():
