@@ -8,6 +8,7 @@ folders, caches, downloads and figures all use this.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -16,11 +17,13 @@ from pathlib import Path
 
 TMP_TAG = ".lcnn-tmp"  # in the name of every temporary file lcnn writes
 HOST = socket.gethostname().replace(os.sep, "_")
+# .<target>.lcnn-tmp-<host>-<pid>-<random>[suffix]: whose it is, so a dead writer's are removed
+_TMP_NAME = re.compile(re.escape(TMP_TAG) + r"-(?P<host>.+)-(?P<pid>\d+)-[a-z0-9_]+(\.\w+)?$")
 
 
 def temp_prefix(target: str | Path) -> str:
     """The start of a temporary file's name for target: hidden, tagged, with host and pid, so
-    that lcnn.detector.runs.clean_temporaries can remove it if its writer was killed."""
+    that clean_temporaries can remove it if its writer was killed."""
     return f".{Path(target).name}{TMP_TAG}-{HOST}-{os.getpid()}-"
 
 
@@ -62,3 +65,44 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write text to path atomically."""
     atomic_write_bytes(path, text.encode())
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (True when it cannot be told)."""
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
+        try:
+            import psutil
+        except ImportError:
+            return True
+        return psutil.pid_exists(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
+def is_stale_temporary(name: str) -> bool:
+    """Whether name is an lcnn temporary file of a process on this machine that is gone."""
+    match = _TMP_NAME.search(name)
+    return bool(match and match["host"] == HOST and int(match["pid"]) != os.getpid()
+                and not pid_alive(int(match["pid"])))
+
+
+def clean_temporaries(folder: Path) -> list[str]:
+    """Delete the temporary files killed lcnn processes left in folder; return their names."""
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if is_stale_temporary(entry.name):
+            try:
+                entry.unlink()
+                removed.append(entry.name)
+            except OSError:
+                pass  # gone already, or not ours to delete: leave it
+    return removed

@@ -398,7 +398,7 @@ def _check_member(member: tarfile.TarInfo, into: Path, archive: Path) -> None:
 def _recover_interrupted(target: Path) -> None:
     """Undo what a killed extraction into `target` left beside it: the old copy it had moved
     aside is put back if `target` is missing, and unfinished extractions are deleted."""
-    from lcnn.detector.runs import is_stale_temporary
+    from lcnn.io import is_stale_temporary
 
     for entry in sorted(target.parent.glob(f".{glob.escape(target.name)}{TMP_TAG}-*")):
         if not (entry.is_dir() and is_stale_temporary(entry.name)):

@@ -30,9 +30,8 @@ from lcnn import FAKE, REAL
 from lcnn.audio import TARGET_RMS, fix_length, load_audio, normalize
 from lcnn.config import Config
 from lcnn.dataset import DataSource, canonical_split, open_source
-from lcnn.detector.runs import clean_temporaries
 from lcnn.errors import AudioError, BadFilesError, LcnnError
-from lcnn.io import atomic_path, temp_prefix
+from lcnn.io import atomic_path, clean_temporaries, temp_prefix
 
 log = logging.getLogger(__name__)
 

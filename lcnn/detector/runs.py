@@ -17,7 +17,8 @@
 
 Every file is written to a temporary name in the same folder and then renamed over the old
 one (os.replace is atomic), so a killed process leaves either the old or the new file; the
-temporary files it leaves are named after it and removed by the next run (clean_temporaries).
+temporary files it leaves are named after it and removed by the next run
+(lcnn.io.clean_temporaries).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from pathlib import Path
 from lcnn.config import Config
 from lcnn.dataset import data_spec as _data_spec
 from lcnn.errors import LayoutError, RunError
-from lcnn.io import HOST, TMP_TAG, atomic_path, atomic_write_text
+from lcnn.io import HOST, TMP_TAG, atomic_path, atomic_write_text, pid_alive
 
 CONFIG, STATE, HISTORY = "config.json", "state.json", "history.csv"
 DATA = "data"  # config.json's key for the dataset (lcnn.dataset.data_spec)
@@ -45,8 +46,6 @@ BEST, LAST = "best.keras", "last.keras"
 VALIDATION_SCORES = "scores-validation.tsv"  # the best epoch's, written by training
 CALIBRATION = "calibration.json"  # fitted on VALIDATION_SCORES (lcnn.detector.calibration)
 MARKER, LOCK = ".lcnn-run", ".lcnn-lock"
-# .<target>.lcnn-tmp-<host>-<pid>-<random>[suffix]: whose it is, so a dead writer's are removed
-_TMP_NAME = re.compile(re.escape(TMP_TAG) + r"-(?P<host>.+)-(?P<pid>\d+)-[a-z0-9_]+(\.\w+)?$")
 # What lcnn writes into a run folder (glob patterns). `--overwrite` deletes a folder only if
 # every entry in it matches one of these, so a data folder or a thesis is never deleted.
 RUN_FILES = (MARKER, LOCK, CONFIG, STATE, HISTORY, BEST, LAST, "next-*.keras", "next-*.tsv",
@@ -82,47 +81,6 @@ def settle_epoch(run_dir: Path, epoch: int) -> None:
             os.replace(path, Path(run_dir) / (m["name"] or LAST))
         else:
             path.unlink()
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id runs on this machine (True when it cannot be told)."""
-    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
-        try:
-            import psutil
-        except ImportError:
-            return True
-        return psutil.pid_exists(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. another user's process
-        return True
-    return True
-
-
-def is_stale_temporary(name: str) -> bool:
-    """Whether name is an lcnn temporary file of a process on this machine that is gone."""
-    match = _TMP_NAME.search(name)
-    return bool(match and match["host"] == HOST and int(match["pid"]) != os.getpid()
-                and not pid_alive(int(match["pid"])))
-
-
-def clean_temporaries(folder: Path) -> list[str]:
-    """Delete the temporary files killed lcnn processes left in folder; return their names."""
-    removed = []
-    try:
-        entries = list(Path(folder).iterdir())
-    except OSError:
-        return removed
-    for entry in entries:
-        if is_stale_temporary(entry.name):
-            try:
-                entry.unlink()
-                removed.append(entry.name)
-            except OSError:
-                pass  # gone already, or not ours to delete: leave it
-    return removed
 
 
 def _lock_owner(path: Path) -> dict | None:

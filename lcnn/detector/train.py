@@ -17,6 +17,7 @@ from lcnn.dataset import DataSource, data_spec, open_source
 from lcnn.detector import distribute, runs
 from lcnn.detector.calibration import calibrate_run
 from lcnn.errors import DivergedError, LcnnError
+from lcnn.io import clean_temporaries
 from lcnn.runtime import set_threads
 
 
@@ -201,7 +202,7 @@ def _start_or_resume(run_dir: Path, cfg: Config, data: str | Path | dict,
     new run). `data`: what train takes, or its data_spec. --overwrite deletes only an lcnn run
     folder's files."""
     data = data_spec(data)
-    runs.clean_temporaries(run_dir)
+    clean_temporaries(run_dir)
     if overwrite:
         runs.clear_run(run_dir, keep=(runs.LOCK,))
     state = _saved_state(run_dir, cfg, data)
