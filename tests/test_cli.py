@@ -449,9 +449,10 @@ def test_resuming_settles_the_files_of_the_epoch_state_json_records(tmp_path):
         runs.pending(run, 3, name).write_text("epoch 3")
         runs.pending(run, 4, name).write_text("epoch 4")
     (run / "next-4.keras").write_text("epoch 4")
+    (run / "next-3-steps.txt").write_text("a note")  # not lcnn's: left alone
     _start_or_resume(run, Config(), data, overwrite=False)
     assert [(run / name).read_text() for name in names] == ["epoch 3"] * 3
-    assert not list(run.glob("next-*"))
+    assert [p.name for p in run.glob("next-*")] == ["next-3-steps.txt"]
     (run / "next-3.keras").write_text("old name")
     _start_or_resume(run, Config(), data, overwrite=False)
     assert (run / runs.LAST).read_text() == "old name"

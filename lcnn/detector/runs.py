@@ -65,8 +65,10 @@ def pending(run_dir: Path, epoch: int, name: str) -> Path:
     return Path(run_dir) / f"next-{epoch}-{name}"
 
 
-# next-<epoch>-<name>; next-<epoch>.keras is last.keras as earlier versions named it
-_PENDING = re.compile(r"next-(?P<epoch>\d+)(?:-(?P<name>.+)|\.keras)$")
+# next-<epoch>-<name> of the files `pending` takes (no other file is moved or deleted);
+# next-<epoch>.keras is last.keras as earlier versions named it
+_PENDING_NAMES = "|".join(map(re.escape, (LAST, BEST, VALIDATION_SCORES)))
+_PENDING = re.compile(rf"next-(?P<epoch>\d+)(?:-(?P<name>{_PENDING_NAMES})|\.keras)")
 
 
 def settle_epoch(run_dir: Path, epoch: int) -> None:
