@@ -111,8 +111,10 @@ class Config:
     # through a room (23.6 -> 13.8 %) and the mean over channels, and no held-out attack family
     # or speaker did worse beyond the spread over seeds. Codec and telephone copies stay off:
     # they help through their channels but cost transfer to a held-out neural vocoder (codec +
-    # room on top of RawBoost: HiFi-GAN held out, 22.0 % against 15.5 %). Three seeds each in
-    # bench/ablation.md, "Channel augmentation".
+    # room on top of RawBoost: HiFi-GAN held out, 22.0 % against 15.5 %). So does RawBoost 3
+    # (stationary noise) after 1+2: white noise at 10 dB 21.6 -> 9.6 %, held-out HiFi-GAN and
+    # Griffin-Lim 2.8 points worse on average over five seeds. Three or five seeds each in
+    # bench/ablation.md, "Which default".
     augment_codec: bool = False  # MP3, Opus, AMR-NB, G.711, G.722 at several bit rates
     augment_reverb: bool = True  # synthetic rooms, RT60 0.2-1.0 s
     augment_telephone: bool = False  # 8 kHz, 300-3,400 Hz
