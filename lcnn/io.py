@@ -2,7 +2,9 @@
 
 os.replace is atomic on one file system, so a killed process leaves either the old or the
 new file, never half of one; the new file's data is flushed to disk before the rename. Run
-folders, caches, downloads and figures all use this.
+folders, caches, downloads and figures all use this. A temporary file is named after its
+writer (host and process id), so that the next run can remove those of a killed one
+(clean_temporaries).
 """
 
 from __future__ import annotations
