@@ -655,15 +655,19 @@ def row_key(name: str):
 
 
 def merged_rows(old: dict, rows: list[dict], name: str, command: str) -> tuple[list, str]:
-    """A stored table's rows with `rows` in place of those with the same key (row_key), in the
-    table's order, and the command that names both runs."""
+    """A stored table's rows updated with `rows`, in the table's order, and the command that
+    names both runs. A run is one seed of one row (row_key): a seed run again replaces the
+    stored one, the row's other stored seeds stay, so `--rows NAME --seeds 47 48` adds seeds."""
     key, order = row_key(name)
-    fresh = {key(r) for r in rows}
-    kept = [r for r in old["rows"] if key(r) not in fresh]
-    if not kept:
+    stored = {key(r): r for r in old["rows"]}
+    merged = [r for r in old["rows"] if key(r) not in {key(n) for n in rows}]
+    for row in rows:
+        seeds = {run["seed"] for run in row["runs"]}
+        kept = [run for run in stored.get(key(row), {}).get("runs", []) if run["seed"] not in seeds]
+        merged.append({**row, "runs": sorted(kept + row["runs"], key=lambda run: run["seed"])})
+    if merged == rows:
         return rows, command
-    merged = sorted(kept + rows, key=order)  # stable
-    return merged, f"{old['command']} ({old['date']}), then {command}"
+    return sorted(merged, key=order), f"{old['command']} ({old['date']}), then {command}"
 
 
 def partial(name: str, args) -> bool:

@@ -268,28 +268,48 @@ def test_held_out_values_are_picked_by_run_folder_name_too():
 def test_rows_run_again_replace_their_stored_rows_and_keep_the_others_in_table_order():
     from bench.ablation import AUGMENT_SETTINGS, merged_rows
 
+    def runs(*seeds, by="new"):
+        return [{"seed": s, "by": by} for s in seeds]
+
     names = [name for name, _ in AUGMENT_SETTINGS]
     old = {"command": "python -m bench.ablation --tables augment", "date": "D",
-           "rows": [{"name": names[0], "runs": "old"}, {"name": names[2], "runs": "old"}]}
-    fresh = [{"name": names[2], "runs": "new"}, {"name": names[1], "runs": "new"}]
+           "rows": [{"name": names[0], "runs": runs(42, by="old")},
+                    {"name": names[2], "runs": runs(42, by="old")}]}
+    fresh = [{"name": names[2], "runs": runs(42)}, {"name": names[1], "runs": runs(42)}]
     rows, command = merged_rows(old, fresh, "augment", "python -m bench.ablation --rows x")
     assert [(r["name"], r["runs"]) for r in rows] == [
-        (names[0], "old"), (names[1], "new"), (names[2], "new")]
+        (names[0], runs(42, by="old")), (names[1], runs(42)), (names[2], runs(42))]
     assert command == ("python -m bench.ablation --tables augment (D), "
                        "then python -m bench.ablation --rows x")
     # nothing kept: the table is just the new rows, under the new command alone
-    old["rows"] = [{"name": names[1], "runs": "old"}]
+    old["rows"] = [{"name": names[1], "runs": runs(42, by="old")}]
     assert merged_rows(old, fresh, "augment", "c") == (fresh, "c")
     # the transfer table: held-out values not run again stay, attack first, then by value
     old = {"command": "a", "date": "D",
-           "rows": [{"column": "attack", "value": "x", "runs": "old"},
-                    {"column": "attack", "value": "z", "runs": "old"},
-                    {"column": "speaker", "value": "s", "runs": "old"}]}
-    fresh = [{"column": "speaker", "value": "s", "runs": "new"},
-             {"column": "attack", "value": "y", "runs": "new"}]
+           "rows": [{"column": "attack", "value": "x", "runs": runs(42, by="old")},
+                    {"column": "attack", "value": "z", "runs": runs(42, by="old")},
+                    {"column": "speaker", "value": "s", "runs": runs(42, by="old")}]}
+    fresh = [{"column": "speaker", "value": "s", "runs": runs(42)},
+             {"column": "attack", "value": "y", "runs": runs(42)}]
     rows, _ = merged_rows(old, fresh, "transfer", "b")
     assert [(r["value"], r["runs"]) for r in rows] == [
-        ("x", "old"), ("y", "new"), ("z", "old"), ("s", "new")]
+        ("x", runs(42, by="old")), ("y", runs(42)), ("z", runs(42, by="old")), ("s", runs(42))]
+
+
+def test_seeds_run_again_extend_a_stored_row_and_replace_only_their_own_runs():
+    from bench.ablation import merged_rows, seeds_text
+
+    old = {"command": "a", "date": "D",
+           "rows": [{"column": "attack", "value": "x", "test_real": 9,
+                     "runs": [{"seed": s, "by": "old"} for s in (42, 43, 44)]}]}
+    fresh = [{"column": "attack", "value": "x", "test_real": 10,
+              "runs": [{"seed": s, "by": "new"} for s in (44, 45)]}]
+    rows, command = merged_rows(old, fresh, "transfer", "b --seeds 44 45")
+    assert [(r["seed"], r["by"]) for r in rows[0]["runs"]] == [
+        (42, "old"), (43, "old"), (44, "new"), (45, "new")]
+    assert rows[0]["test_real"] == 10  # the row's other fields are the new run's
+    assert command == "a (D), then b --seeds 44 45"
+    assert seeds_text({"rows": rows, "seeds": [44, 45]}) == "seeds 42, 43, 44, 45"
 
 
 def test_table_headers_name_the_base_settings_that_differ_from_todays_defaults():
