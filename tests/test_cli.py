@@ -6,6 +6,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -352,6 +355,32 @@ def test_overwrite_of_an_empty_folder_under_its_own_lock(tmp_path):
     with runs.run_lock(run):
         assert _start_or_resume(run, Config(), tmp_path, overwrite=True) == NEW_STATE
     assert runs.is_run_folder(run)
+
+
+def test_of_two_trainers_that_find_one_stale_lock_only_the_first_runs(tmp_path, monkeypatch):
+    """B finds a killed trainer's lock; before B removes it, A removes it and takes the lock
+    itself. B must then refuse (naming A), not remove A's lock and run beside it."""
+    run = tmp_path / "run"
+    run.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (run / runs.LOCK).write_text(json.dumps({"pid": int(dead), "host": runs.HOST, "started": "x"}))
+    a_lock = json.dumps({"pid": os.getppid(), "host": runs.HOST, "started": "A's start"})
+    judge = runs._lock_owner
+
+    def a_takes_the_lock_meanwhile(path, text=None):
+        owner = judge(path, text)
+        if owner is None and (run / runs.LOCK).read_text() != a_lock:
+            (run / runs.LOCK).unlink()
+            (run / runs.LOCK).write_text(a_lock)
+        return owner
+
+    monkeypatch.setattr(runs, "_lock_owner", a_takes_the_lock_meanwhile)
+    with pytest.raises(runs.RunError, match=rf"in use by another training \(pid {os.getppid()}"):
+        with runs.run_lock(run):
+            pass
+    assert (run / runs.LOCK).read_text() == a_lock
+    assert sorted(p.name for p in run.iterdir()) == [runs.LOCK]  # no renamed lock left over
 
 
 def _trained(run: Path, cfg: Config, data: Path, epoch: int = 3) -> dict:

@@ -38,7 +38,7 @@ from pathlib import Path
 from lcnn.config import Config
 from lcnn.dataset import data_spec as _data_spec
 from lcnn.errors import LayoutError, RunError
-from lcnn.io import HOST, TMP_TAG, atomic_path, atomic_write_text, pid_alive
+from lcnn.io import HOST, TMP_TAG, atomic_path, atomic_write_text, pid_alive, temp_prefix
 
 CONFIG, STATE, HISTORY = "config.json", "state.json", "history.csv"
 DATA = "data"  # config.json's key for the dataset (lcnn.dataset.data_spec)
@@ -85,16 +85,21 @@ def settle_epoch(run_dir: Path, epoch: int) -> None:
             path.unlink()
 
 
-def _lock_owner(path: Path) -> dict | None:
-    """The process holding a run's lock, or None if the lock is stale (its process is gone)."""
+_BEING_WRITTEN = {"pid": "?", "host": "?", "started": "just now"}  # a lock without its text yet
+
+
+def _lock_owner(path: Path, text: str | None = None) -> dict | None:
+    """The process holding a run's lock (its text, read now if not given), or None if the lock
+    is stale (its process is gone) or absent."""
     try:
-        owner = json.loads(path.read_text())
+        text = path.read_text() if text is None else text
+        owner = json.loads(text)
         pid, host = int(owner["pid"]), str(owner["host"])
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError):
         # being written this very moment, or damaged: stale unless it is brand new
-        return {"pid": "?", "host": "?", "started": "just now"} if _age(path) < 10 else None
+        return _BEING_WRITTEN if _age(path) < 10 else None
     if host == HOST and (pid == os.getpid() or not pid_alive(pid)):
         return None
     return owner
@@ -107,15 +112,52 @@ def _age(path: Path) -> float:
         return 0.0
 
 
+def _in_use(run_dir: Path, owner: dict) -> RunError:
+    path = Path(run_dir) / LOCK
+    return RunError(f"{run_dir}: in use by another training (pid {owner['pid']} on "
+                    f"{owner['host']}, started {owner['started']}); wait for it to finish, "
+                    f"or delete {path} if that process is gone")
+
+
 def check_unlocked(run_dir: Path) -> None:
     """RunError naming the process (pid, host, start time) that holds run_dir's lock, if a
     live one does."""
-    path = Path(run_dir) / LOCK
-    owner = _lock_owner(path) if path.exists() else None
+    owner = _lock_owner(Path(run_dir) / LOCK)
     if owner is not None:
-        raise RunError(f"{run_dir}: in use by another training (pid {owner['pid']} on "
-                       f"{owner['host']}, started {owner['started']}); wait for it to finish, "
-                       f"or delete {path} if that process is gone")
+        raise _in_use(run_dir, owner)
+
+
+def _take_over(run_dir: Path, stale: str) -> None:
+    """Remove run_dir's lock if it still holds `stale`, the text of a lock whose process is
+    gone. Two trainers can find the same stale lock; the first to remove it may have made its
+    own lock by the time the second removes one, so the lock is first renamed (atomic: one
+    process gets it) and put back if it turns out to be a live trainer's."""
+    path = Path(run_dir) / LOCK
+    taken = path.with_name(temp_prefix(path) + "stale")
+    try:
+        os.replace(path, taken)
+    except FileNotFoundError:
+        return  # another trainer removed it first
+    except PermissionError:  # Windows: open in its creator, who is writing it just now
+        raise _in_use(run_dir, _BEING_WRITTEN) from None
+    try:
+        text = taken.read_text()
+        if text != stale:
+            _put_back(taken, path)
+            raise _in_use(run_dir, _lock_owner(taken, text) or _BEING_WRITTEN)
+    finally:
+        taken.unlink(missing_ok=True)
+
+
+def _put_back(taken: Path, path: Path) -> None:
+    """Restore a lock renamed away by mistake, unless a third trainer has taken the name."""
+    try:
+        os.link(taken, path)
+    except FileExistsError:
+        pass
+    except OSError:  # a file system without hard links (FAT, some network shares)
+        if not path.exists():
+            os.replace(taken, path)
 
 
 @contextmanager
@@ -134,8 +176,15 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            check_unlocked(run_dir)
-            path.unlink(missing_ok=True)  # stale: its process is gone
+            try:
+                text = path.read_text()
+            except FileNotFoundError:
+                continue  # released meanwhile
+            except OSError:
+                text = ""
+            if (owner := _lock_owner(path, text)) is not None:
+                raise _in_use(run_dir, owner) from None
+            _take_over(run_dir, text)
             continue
         except OSError as e:
             raise RunError(f"{run_dir}: cannot write in this folder ({e.strerror})") from None
