@@ -72,10 +72,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def pid_alive(pid: int) -> bool:
     """Whether a process with this id runs on this machine (True when it cannot be told)."""
     if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
-        try:
-            import psutil
-        except ImportError:
-            return True
+        import psutil
+
         return psutil.pid_exists(pid)
     try:
         os.kill(pid, 0)
