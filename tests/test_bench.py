@@ -400,3 +400,49 @@ def test_render_rewrites_only_the_generated_block_under_todays_keys(tmp_path):
     text = md.read_text()
     assert text.startswith("before\n") and text.endswith("after\n") and "\nold\n" not in text
     assert f"### Transfer to held-out attacks and speakers, with epochs={then['epochs']}" in text
+
+
+def test_paired_compares_runs_of_the_same_seed_as_scipys_paired_t_test(tmp_path, capsys):
+    """bench.paired: pairs only seeds both rows finished, pools several --pair options, and
+    its mean difference and 95 % interval are scipy.stats.ttest_rel's."""
+    import dataclasses
+
+    from scipy import stats
+
+    from bench import paired
+    from bench.common import THREADS
+    from lcnn.config import Config
+
+    today = dataclasses.asdict(Config(threads=THREADS))
+    other = {**today, "augment_rawboost": "123"}
+
+    def table(config, runs_by_value):
+        return {"command": "c", "date": "d", "config": config, "epochs": 1, "patience": 1,
+                "seeds": [1], "threads": 2, "seconds": 0, "unseen": [],
+                "rows": [{"column": "attack", "value": value, "runs": runs}
+                         for value, runs in runs_by_value.items()]}
+
+    a = {"x": [{"seed": 1, "test_eer": 0.10}, {"seed": 2, "test_eer": 0.20},
+               {"seed": 3, "test_eer": 0.30}],
+         "y": [{"seed": 1, "test_eer": 0.05}, {"seed": 2, "diverged": True}]}
+    b = {"x": [{"seed": 1, "test_eer": 0.12}, {"seed": 2, "test_eer": 0.17},
+               {"seed": 4, "test_eer": 0.90}],
+         "y": [{"seed": 1, "test_eer": 0.09}, {"seed": 2, "test_eer": 0.5}]}
+    path = tmp_path / "ablation.json"
+    path.write_text(json.dumps({"transfer": table(today, a),
+                                "transfer with augment_rawboost=123": table(other, b)}))
+    other_key = "transfer with augment_rawboost=123"
+    assert paired.main(["--json", str(path),
+                        "--pair", "transfer:attack-x", f"{other_key}:attack-x",
+                        "--pair", "transfer:attack-y", f"{other_key}:attack-y"]) == 0
+    out = capsys.readouterr().out
+    diffs = [2.0, -3.0, 4.0]  # seeds 1, 2 of x and seed 1 of y, in points
+    test = stats.ttest_rel([12.0, 17.0, 9.0], [10.0, 20.0, 5.0])
+    low, high = test.confidence_interval()
+    assert (f"over 3 pairs: {np.mean(diffs):.1f} ± {np.std(diffs, ddof=1):.1f} "
+            f"[{low:.1f}, {high:.1f}]") in out
+    assert "B lower on 1, higher on 2" in out
+    with pytest.raises(SystemExit) as stop:
+        paired.main(["--json", str(path), "--pair", "transfer:attack-z", "transfer:attack-x"])
+    assert stop.value.code == 2
+    assert "no row 'attack-z' in 'transfer'; rows: attack-x, attack-y" in capsys.readouterr().err
