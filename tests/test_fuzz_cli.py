@@ -364,10 +364,12 @@ COMMANDS = {"predict": ["predict", "--run_dir", "{run}", "{clip}"],
             "evaluate": ["evaluate", "--run_dir", "{run}"],
             "export": ["export", "--run_dir", "{run}"],
             "train --resume": ["train", "--resume", "--run_dir", "{run}"]}
+# which commands read each file: export reads no state.json (it converts best.keras), and
+# training does not load the model of a finished run
+READERS = {"config.json": set(COMMANDS), "state.json": set(COMMANDS) - {"export"},
+           "best.keras": set(COMMANDS) - {"train --resume"}}
 DAMAGE_CASES = [(case, command) for case in DAMAGE for command in COMMANDS
-                # only training reads state.json; it does not load the model of a finished run
-                if (DAMAGE[case][0] == "state.json") == (command == "train --resume")
-                or (DAMAGE[case][0] == "config.json")]
+                if command in READERS[DAMAGE[case][0]]]
 
 
 @pytest.mark.parametrize(("case", "command"), DAMAGE_CASES)

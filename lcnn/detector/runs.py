@@ -467,14 +467,16 @@ def load_state(run_dir: Path) -> dict:
                                                                     or value < 0))
         if wrong:
             raise RunError(f"{path}: damaged run state ({key} is {value!r}); "
-                           "--overwrite starts the run over")
+                           "train --overwrite starts the run over")
     return state
 
 
 def best_epoch(run_dir: Path) -> int | None:
-    """The best epoch state.json records: the one best.keras holds (None without one)."""
-    state = read_json(Path(run_dir) / STATE) if (Path(run_dir) / STATE).exists() else {}
-    return state.get("best_epoch") or None
+    """The best epoch state.json records: the one best.keras holds (None without one; RunError
+    naming state.json if it is damaged)."""
+    if not (Path(run_dir) / STATE).exists():
+        return None
+    return load_state(run_dir)["best_epoch"] or None
 
 
 def load_model(run_dir: Path, which: str = BEST):
