@@ -11,6 +11,7 @@ from scipy.optimize import minimize
 
 from lcnn import metrics
 from lcnn.detector import calibration, runs
+from lcnn.detector.train import NEW_STATE
 
 
 def focal_like_scores(seed: int, n: int = 300):
@@ -96,13 +97,13 @@ def test_a_calibration_of_an_earlier_best_epoch_is_fitted_again(tmp_path):
     """predict calibrates a run while it trains (best epoch 3); training finds a better epoch
     (7), writes its scores, and is killed before it refits: the next reader refits."""
     labels, scores = focal_like_scores(7, 200)
-    runs.write_json(tmp_path / runs.STATE, {"best_epoch": 3})
+    runs.write_json(tmp_path / runs.STATE, {**NEW_STATE, "epoch": 3, "best_epoch": 3})
     _write_validation_scores(tmp_path, labels, scores)
     early, note = calibration.for_run(tmp_path)
     assert early.best_epoch == 3 and "fitted it now" in note
     later = np.clip(scores ** 3, 1e-6, 1)  # another model's scores: another threshold
     _write_validation_scores(tmp_path, labels, later)
-    runs.write_json(tmp_path / runs.STATE, {"best_epoch": 7})
+    runs.write_json(tmp_path / runs.STATE, {**NEW_STATE, "epoch": 7, "best_epoch": 7})
     cal, note = calibration.for_run(tmp_path)
     assert "fitted on best epoch 3, the run's best is now epoch 7" in note
     assert cal.best_epoch == 7 and cal.thresholds["eer"]["score"] == pytest.approx(

@@ -21,6 +21,7 @@ from lcnn.dataset import list_files
 from lcnn.detector import data, runs
 from lcnn.detector.evaluate import window_scores, with_channel
 from lcnn.detector.predict import clip_windows, keras_scorer, score_file
+from lcnn.detector.train import NEW_STATE
 from lcnn.errors import ConfigError
 
 RATE = 16000
@@ -220,7 +221,7 @@ def test_evaluating_validation_keeps_the_scores_calibration_is_fitted_on(run_dir
     training = "file\tscore\tlabel\n" + "".join(  # a stand-in for training's best epoch's
         f"v{i}.wav\t{0.1 + 0.1 * i:.1f}\t{'fake' if i % 2 else 'real'}\n" for i in range(8))
     (run / runs.VALIDATION_SCORES).write_text(training)
-    runs.write_json(run / runs.STATE, {"best_epoch": 5})
+    runs.write_json(run / runs.STATE, {**NEW_STATE, "epoch": 5, "best_epoch": 5})
     result = evaluate(run, split="validation")
     assert result["best_epoch"] == 5  # which best.keras the metrics describe
     assert result["saved"][0] == str(run / "scores-validation-evaluated.tsv")
