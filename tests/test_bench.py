@@ -414,7 +414,7 @@ def test_paired_compares_runs_of_the_same_seed_as_scipys_paired_t_test(tmp_path,
     from lcnn.config import Config
 
     today = dataclasses.asdict(Config(threads=THREADS))
-    other = {**today, "augment_rawboost": "123"}
+    other = {**today, "epochs": today["epochs"] + 1}
 
     def table(config, runs_by_value):
         return {"command": "c", "date": "d", "config": config, "epochs": 1, "patience": 1,
@@ -430,8 +430,8 @@ def test_paired_compares_runs_of_the_same_seed_as_scipys_paired_t_test(tmp_path,
          "y": [{"seed": 1, "test_eer": 0.09}, {"seed": 2, "test_eer": 0.5}]}
     path = tmp_path / "ablation.json"
     path.write_text(json.dumps({"transfer": table(today, a),
-                                "transfer with augment_rawboost=123": table(other, b)}))
-    other_key = "transfer with augment_rawboost=123"
+                                f"transfer with epochs={other['epochs']}": table(other, b)}))
+    other_key = f"transfer with epochs={other['epochs']}"
     assert paired.main(["--json", str(path),
                         "--pair", "transfer:attack-x", f"{other_key}:attack-x",
                         "--pair", "transfer:attack-y", f"{other_key}:attack-y"]) == 0
