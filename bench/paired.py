@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 from bench.ablation import JSON_PATH, _stored_tables, holdout_name, mean_sd, slug
 
 
@@ -41,14 +43,15 @@ def _row_name(row: dict) -> str:
 
 
 def measure_of(run: dict, measure: str) -> float | None:
-    """A run's value of `measure` (a key, or a dotted path such as condition_eer.noise-10db);
-    None if the run has none (it diverged, or predates that measure)."""
+    """A run's value of `measure` (a key, or a dotted path such as condition_eer.noise-10db;
+    a key that holds several values, such as condition_eer, gives their mean); None if the run
+    has none (it diverged, or predates that measure)."""
     value = run
     for part in measure.split("."):
         if not isinstance(value, dict) or part not in value:
             return None
         value = value[part]
-    return float(value)
+    return float(np.mean(list(value.values()))) if isinstance(value, dict) else float(value)
 
 
 def pairs(a: dict, b: dict, measure: str) -> list[tuple[int, float, float]]:
@@ -84,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pair", nargs=2, action="append", required=True, metavar=("A", "B"),
                         help="TABLE:ROW TABLE:ROW (repeat to pool pairs)")
     parser.add_argument("--measure", default="test_eer",
-                        help="a run's key in bench/ablation.json, dotted for nested ones")
+                        help="a run's key in bench/ablation.json, dotted for nested ones "
+                             "(condition_eer: the mean over the conditions)")
     parser.add_argument("--json", type=Path, default=JSON_PATH)
     args = parser.parse_args(argv)
     tables = _stored_tables(args.json)

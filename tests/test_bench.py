@@ -442,6 +442,10 @@ def test_paired_compares_runs_of_the_same_seed_as_scipys_paired_t_test(tmp_path,
     assert (f"over 3 pairs: {np.mean(diffs):.1f} ± {np.std(diffs, ddof=1):.1f} "
             f"[{low:.1f}, {high:.1f}]") in out
     assert "B lower on 1, higher on 2" in out
+    run = {"condition_eer": {"clean": 0.1, "noise-10db": 0.4}}
+    assert paired.measure_of(run, "condition_eer.noise-10db") == 0.4
+    assert paired.measure_of(run, "condition_eer") == pytest.approx(0.25)  # the mean
+    assert paired.measure_of({"diverged": True}, "test_eer") is None
     with pytest.raises(SystemExit) as stop:
         paired.main(["--json", str(path), "--pair", "transfer:attack-z", "transfer:attack-x"])
     assert stop.value.code == 2
