@@ -108,13 +108,14 @@ class Config:
     # above, RawBoost 1+2 lowered the testing EER, the unseen neural vocoder's, the mean over
     # channels and the held-out speakers' EER against the earlier default (40 epochs at 3e-3,
     # no copies); its stationary noise (3) then made white noise at 10 dB cost what the other
-    # channels do, lowered the mean over channels on every seed, and cost nothing measurable
-    # on held-out HiFi-GAN and Griffin-Lim copies over eight seeds (five had suggested it did).
-    # Room copies are on too (two of each kind per clip): they lowered the EER through a room
-    # (23.6 -> 13.8 %) and the mean over channels. Codec and telephone copies stay off: they
-    # help through their channels but cost transfer to a held-out neural vocoder (codec + room
-    # on top of RawBoost 1+2: HiFi-GAN held out, 22.0 % against 15.5 %, three seeds). Figures
-    # and seeds in bench/ablation.md, "Which default".
+    # channels do and lowered the mean over channels on every seed, at no cost that eight
+    # seeds show on held-out HiFi-GAN and Griffin-Lim copies (five had suggested one), but
+    # about 2.7 points on held-out LPC copies (2.0 -> 4.7 %, three seeds). Room copies are on
+    # too (two of each kind per clip): on top of RawBoost 1+2 they lowered the EER through a
+    # room (23.6 -> 13.8 %) and the mean over channels. Codec and telephone copies stay off:
+    # they help through their channels but cost transfer to a held-out neural vocoder (codec +
+    # room on top of RawBoost 1+2: HiFi-GAN held out, 22.0 % against 17.1 %, three seeds).
+    # Figures and seeds in bench/ablation.md, "Which default".
     augment_codec: bool = False  # MP3, Opus, AMR-NB, G.711, G.722 at several bit rates
     augment_reverb: bool = True  # synthetic rooms, RT60 0.2-1.0 s
     augment_telephone: bool = False  # 8 kHz, 300-3,400 Hz
