@@ -660,7 +660,8 @@ def merged_rows(old: dict, rows: list[dict], name: str, command: str) -> tuple[l
     stored one, the row's other stored seeds stay, so `--rows NAME --seeds 47 48` adds seeds."""
     key, order = row_key(name)
     stored = {key(r): r for r in old["rows"]}
-    merged = [r for r in old["rows"] if key(r) not in {key(n) for n in rows}]
+    fresh = {key(r) for r in rows}
+    merged = [r for r in old["rows"] if key(r) not in fresh]
     for row in rows:
         seeds = {run["seed"] for run in row["runs"]}
         kept = [run for run in stored.get(key(row), {}).get("runs", []) if run["seed"] not in seeds]

@@ -2,13 +2,14 @@
 
 Usage (from the repository root; tables as bench/ablation.md names them, rows as --rows does):
 
-    python -m bench.paired --pair "augment:reverb--RawBoost-12-copies" \
-        "augment:reverb--RawBoost-123-copies" --measure condition_eer.noise-10db
     python -m bench.paired \
-        --pair transfer:attack-hifigan-universal \
-               "transfer with augment_rawboost=123:attack-hifigan-universal" \
-        --pair transfer:attack-griffin-lim \
-               "transfer with augment_rawboost=123:attack-griffin-lim"
+        --pair "augment with augment_rawboost=12:reverb--RawBoost-12-copies" \
+               "augment with augment_rawboost=12:reverb--RawBoost-123-copies" \
+        --measure condition_eer.noise-10db
+    python -m bench.paired \
+        --pair "transfer with augment_rawboost=12:attack-hifigan-universal" \
+               transfer:attack-hifigan-universal \
+        --pair "transfer with augment_rawboost=12:attack-griffin-lim" transfer:attack-griffin-lim
 
 Runs of the same seed start from the same weights and see the same batches, so their
 difference takes out most of what the seed alone moves; several --pair options pool their
