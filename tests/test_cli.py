@@ -383,6 +383,15 @@ def test_of_two_trainers_that_find_one_stale_lock_only_the_first_runs(tmp_path, 
     assert sorted(p.name for p in run.iterdir()) == [runs.LOCK]  # no renamed lock left over
 
 
+def test_a_live_lock_without_its_start_time_is_still_named(tmp_path):
+    """A lock written by another tool or an older lcnn may lack a field: one clear line."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / runs.LOCK).write_text(json.dumps({"pid": os.getppid(), "host": runs.HOST}))
+    with pytest.raises(runs.RunError, match=rf"pid {os.getppid()} on .*, started \?\)"):
+        runs.check_unlocked(run)
+
+
 def _trained(run: Path, cfg: Config, data: Path, epoch: int = 3) -> dict:
     run.mkdir(exist_ok=True)
     _start_or_resume(run, cfg, data, overwrite=False)

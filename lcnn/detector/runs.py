@@ -115,8 +115,8 @@ def _age(path: Path) -> float:
 def _in_use(run_dir: Path, owner: dict) -> RunError:
     path = Path(run_dir) / LOCK
     return RunError(f"{run_dir}: in use by another training (pid {owner['pid']} on "
-                    f"{owner['host']}, started {owner['started']}); wait for it to finish, "
-                    f"or delete {path} if that process is gone")
+                    f"{owner['host']}, started {owner.get('started', '?')}); wait for it to "
+                    f"finish, or delete {path} if that process is gone")
 
 
 def check_unlocked(run_dir: Path) -> None:
