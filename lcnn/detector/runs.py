@@ -88,16 +88,23 @@ def settle_epoch(run_dir: Path, epoch: int) -> None:
 _BEING_WRITTEN = {"pid": "?", "host": "?", "started": "just now"}  # a lock without its text yet
 
 
-def _lock_owner(path: Path, text: str | None = None) -> dict | None:
-    """The process holding a run's lock (its text, read now if not given), or None if the lock
-    is stale (its process is gone) or absent."""
+def _lock_text(path: Path) -> str | None:
+    """A lock file's text: None if there is no lock, "" if it cannot be read."""
     try:
-        text = path.read_text() if text is None else text
-        owner = json.loads(text)
-        pid, host = int(owner["pid"]), str(owner["host"])
+        return path.read_text()
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError):
+    except OSError:
+        return ""
+
+
+def _lock_owner(path: Path, text: str) -> dict | None:
+    """The process holding the lock at path whose text is `text`, or None if the lock is stale
+    (its process is gone)."""
+    try:
+        owner = json.loads(text)
+        pid, host = int(owner["pid"]), str(owner["host"])
+    except (ValueError, KeyError, TypeError):
         # being written this very moment, or damaged: stale unless it is brand new
         return _BEING_WRITTEN if _age(path) < 10 else None
     if host == HOST and (pid == os.getpid() or not pid_alive(pid)):
@@ -122,8 +129,9 @@ def _in_use(run_dir: Path, owner: dict) -> RunError:
 def check_unlocked(run_dir: Path) -> None:
     """RunError naming the process (pid, host, start time) that holds run_dir's lock, if a
     live one does."""
-    owner = _lock_owner(Path(run_dir) / LOCK)
-    if owner is not None:
+    path = Path(run_dir) / LOCK
+    text = _lock_text(path)
+    if text is not None and (owner := _lock_owner(path, text)) is not None:
         raise _in_use(run_dir, owner)
 
 
@@ -176,12 +184,8 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            try:
-                text = path.read_text()
-            except FileNotFoundError:
+            if (text := _lock_text(path)) is None:
                 continue  # released meanwhile
-            except OSError:
-                text = ""
             if (owner := _lock_owner(path, text)) is not None:
                 raise _in_use(run_dir, owner) from None
             _take_over(run_dir, text)
