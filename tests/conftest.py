@@ -12,6 +12,10 @@ set_threads(n) (e.g. `train --threads`) still overrides them.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+
+import pytest
 
 TENSORFLOW_THREADS = {"TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "1"}
 
@@ -19,3 +23,12 @@ TENSORFLOW_THREADS = {"TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "
 def pytest_configure(config) -> None:
     for name, value in TENSORFLOW_THREADS.items():
         os.environ.setdefault(name, value)
+
+
+@pytest.fixture
+def dead_pid() -> int:
+    """The id of a process that has exited: what a killed trainer leaves in its lock and
+    temporary files."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid

@@ -7,8 +7,6 @@ import dataclasses
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -357,14 +355,13 @@ def test_overwrite_of_an_empty_folder_under_its_own_lock(tmp_path):
     assert runs.is_run_folder(run)
 
 
-def test_of_two_trainers_that_find_one_stale_lock_only_the_first_runs(tmp_path, monkeypatch):
+def test_of_two_trainers_that_find_one_stale_lock_only_the_first_runs(tmp_path, monkeypatch,
+                                                                    dead_pid):
     """B finds a killed trainer's lock; before B removes it, A removes it and takes the lock
     itself. B must then refuse (naming A), not remove A's lock and run beside it."""
     run = tmp_path / "run"
     run.mkdir()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    (run / runs.LOCK).write_text(json.dumps({"pid": int(dead), "host": runs.HOST, "started": "x"}))
+    (run / runs.LOCK).write_text(json.dumps({"pid": dead_pid, "host": runs.HOST, "started": "x"}))
     a_lock = json.dumps({"pid": os.getppid(), "host": runs.HOST, "started": "A's start"})
     judge = runs._lock_owner
 

@@ -423,20 +423,14 @@ def test_a_second_trainer_is_refused(run_copy, data, capsys):
     assert snapshot(run_copy) == before and (run_copy / runs.STATE).read_text() == state
 
 
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
-def test_stale_lock_and_temporaries_of_a_killed_run_are_cleared(tmp_path, data, capsys):
+def test_stale_lock_and_temporaries_of_a_killed_run_are_cleared(tmp_path, data, capsys, dead_pid):
     import json
 
     from lcnn.detector import runs
 
     run = tmp_path / "run"
     run.mkdir()
-    dead = _dead_pid()
+    dead = dead_pid
     (run / runs.LOCK).write_text(json.dumps({"pid": dead, "host": runs.HOST, "started": "x"}))
     leftover = run / f".best.keras{runs.TMP_TAG}-{runs.HOST}-{dead}-k3j4h5.keras"
     leftover.write_text("half a model")
