@@ -632,7 +632,7 @@ def table_of(key: str) -> str:
     return key.split(" with ")[0]
 
 
-def _stored_tables(json_path: Path) -> dict:
+def stored_tables(json_path: Path) -> dict:
     """The tables in ablation.json (none if it does not exist), without the old single-run
     layout's keys, each under the key of its base settings against today's defaults."""
     stored = json.loads(json_path.read_text()) if json_path.exists() else {}
@@ -753,7 +753,7 @@ def main() -> None:
         started = time.perf_counter()
         rows = run_table(name, args, base, out_dir, unseen)
         # read again just before writing: another ablation may have stored a table meanwhile
-        stored = _stored_tables(json_path)
+        stored = stored_tables(json_path)
         command = " ".join(["python -m bench.ablation", *sys.argv[1:]])
         key = table_key(name, config)
         # rows measured with the same base settings are kept; others would be a different default
@@ -768,7 +768,7 @@ def main() -> None:
             "seconds": time.perf_counter() - started, "rows": rows}
         atomic_write(json_path, json.dumps(stored, indent=2) + "\n")  # each table as it ends
     if args.quick:
-        print(render(_stored_tables(json_path)))
+        print(render(stored_tables(json_path)))
     else:
         write_markdown(json_path, args.data)
 
@@ -776,7 +776,7 @@ def main() -> None:
 def write_markdown(json_path: Path, data_path: Path,
                    md_path: Path = MD_PATH) -> None:
     """Print the tables stored in `json_path` and write them into `md_path`'s results block."""
-    text = render(_stored_tables(json_path))
+    text = render(stored_tables(json_path))
     print(text)
     update_readme(md_path, text, testing_note(data_path))
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.ablation import JSON_PATH, _stored_tables, holdout_name, mean_sd, slug
+from bench.ablation import JSON_PATH, holdout_name, mean_sd, slug, stored_tables
 
 
 def find_row(tables: dict, spec: str) -> dict:
@@ -32,7 +32,7 @@ def find_row(tables: dict, spec: str) -> dict:
     name, as --rows takes them); ValueError naming what exists when there is no such row."""
     key, sep, name = spec.rpartition(":")
     if not sep or key not in tables:
-        raise ValueError(f"{spec!r}: no table {key!r}; tables: {', '.join(sorted(tables))}")
+        raise ValueError(f"{spec!r}: no table {key!r}; tables: {'; '.join(sorted(tables))}")
     rows = {_row_name(row): row for row in tables[key]["rows"]}
     if name not in rows:
         raise ValueError(f"{spec!r}: no row {name!r} in {key!r}; rows: {', '.join(rows)}")
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(condition_eer: the mean over the conditions)")
     parser.add_argument("--json", type=Path, default=JSON_PATH)
     args = parser.parse_args(argv)
-    tables = _stored_tables(args.json)
+    tables = stored_tables(args.json)
     try:
         compared = [(a, b, pairs(find_row(tables, a), find_row(tables, b), args.measure))
                     for a, b in args.pair]

@@ -365,7 +365,7 @@ def test_stored_tables_are_keyed_by_how_their_base_differs_from_todays_defaults(
     settings, and one stored as such, on what are today's defaults, as the default's."""
     import dataclasses
 
-    from bench.ablation import _stored_tables
+    from bench.ablation import stored_tables
     from bench.common import THREADS
     from lcnn.config import Config
 
@@ -376,7 +376,7 @@ def test_stored_tables_are_keyed_by_how_their_base_differs_from_todays_defaults(
     path.write_text(json.dumps({"transfer": {"config": then},
                                 f"transfer with sinc_trainable={flag}x": {"config": today},
                                 "speed": {"config": today}}))
-    assert _stored_tables(path) == {f"transfer with sinc_trainable={flag}": {"config": then},
+    assert stored_tables(path) == {f"transfer with sinc_trainable={flag}": {"config": then},
                                     "transfer": {"config": today}}
 
 
