@@ -669,6 +669,49 @@ def test_evaluate_shows_metrics_when_the_run_folder_is_read_only(run_copy, capsy
     assert "Traceback" not in err
 
 
+def _start_over_after_loading(monkeypatch) -> None:
+    """Make the next model loaded be followed by `train --overwrite` of its run folder: the
+    folder cleared and marked as a new training, as train's _start_or_resume does."""
+    from lcnn.detector import runs
+
+    load = runs.load_model
+
+    def load_then_start_over(run_dir, *args, **kw):
+        model = load(run_dir, *args, **kw)
+        runs.clear_run(run_dir, keep=(runs.CONFIG,))  # the new run's config, as if unchanged
+        runs.mark_run_folder(run_dir)
+        return model
+
+    monkeypatch.setattr(runs, "load_model", load_then_start_over)
+
+
+@pytest.mark.parametrize("conditions", [["--condition", "clean"], ["--condition", "all"]])
+def test_evaluate_saves_nothing_in_a_run_folder_started_over_meanwhile(
+        conditions, run_copy, capsys, monkeypatch, caplog):
+    import json
+
+    _start_over_after_loading(monkeypatch)
+    code, out, err = run_main(capsys, "evaluate", "--run_dir", run_copy, "--json", *conditions)
+    assert code == 0, err
+    assert json.loads(out)  # the metrics of the model it loaded are still shown
+    assert "was started over" in caplog.text
+    assert sorted(p.name for p in run_copy.iterdir()) == [".lcnn-run", "config.json"]
+
+
+def test_evaluate_saves_its_metrics_in_the_run_it_scored(run_copy, capsys):
+    code, _, err = run_main(capsys, "evaluate", "--run_dir", run_copy)
+    assert code == 0, err
+    assert (run_copy / "metrics-testing.json").is_file()
+
+
+def test_export_leaves_no_model_in_a_run_folder_started_over_meanwhile(run_copy, capsys,
+                                                                     monkeypatch):
+    _start_over_after_loading(monkeypatch)
+    code, _, err = run_main(capsys, "export", "--run_dir", run_copy)
+    assert_one_error(code, err, str(run_copy), "started over")
+    assert not list(run_copy.glob("*.tflite"))
+
+
 def test_export_to_a_read_only_folder_fails_before_converting(run_copy, capsys, monkeypatch):
     from lcnn import io
     from lcnn.detector import export

@@ -82,7 +82,7 @@ def evaluate(run_dir: str | Path, data_path: str | Path | dict | None = None,
              cache_dir: str | Path | None = None, by: tuple[str, ...] = (),
              score_file: str | Path | None = None, n_boot: int = 1000,
              condition: str = "clean", windows: bool = False, seed: int = 0,
-             model=None) -> dict:
+             best: runs.BestModel | None = None) -> dict:
     """Score every clip of a split with the run's best model and summarise.
 
     data_path: anything lcnn.dataset.open_source takes; default the run's training dataset.
@@ -95,7 +95,8 @@ def evaluate(run_dir: str | Path, data_path: str | Path | dict | None = None,
     windows), and `score_file` in ASVspoof's convention when given. Returns the metrics dict
     (see lcnn.metrics.summarize) plus `eer_by_attack` when the dataset names attacks, `by`
     (EER with CI per value of each metadata column named in `by`) and `saved` (the files
-    written). `model`: the run's model if already loaded.
+    written). `best`: the run's model if already loaded (runs.load_best). Nothing is saved in
+    a run folder that `train --overwrite` started over while this ran.
     """
     from lcnn.detector import data
     from lcnn.detector.predict import predict_scores
@@ -114,9 +115,8 @@ def evaluate(run_dir: str | Path, data_path: str | Path | dict | None = None,
     if missing:
         raise LcnnError(f"evaluate --by: {', '.join(missing)} not among {source}'s metadata "
                         f"columns ({', '.join(known) or 'none'})")
-    # which model the metrics describe: best.keras changes while a run trains
-    scored_epoch = runs.best_epoch(run_dir) if model is None else None
-    model = runs.load_model(run_dir) if model is None else model
+    best = runs.load_best(run_dir) if best is None else best
+    model = best.model
     cal, note = calibration.for_run(run_dir)
     clips = data.load_split(source, split, cfg, cache_dir=cache_dir, skip_bad=skip_bad)
     data.check_both_classes(clips, f"{source} ({split})")
@@ -131,7 +131,7 @@ def evaluate(run_dir: str | Path, data_path: str | Path | dict | None = None,
     threshold, threshold_source = calibration.decision_threshold(cal, threshold)
     llrs = cal.llr(scores) if cal is not None else None
     result = summarize(clips.labels, scores, threshold, llrs, groups, n_boot)
-    result.update(split=split, condition=condition, windows=windows, best_epoch=scored_epoch,
+    result.update(split=split, condition=condition, windows=windows, best_epoch=best.epoch,
                   threshold_source=threshold_source, calibration_note=note or None)
     result["bootstrap"]["by"] = group_name
     result["calibration"] = None if cal is None else {
@@ -147,10 +147,12 @@ def evaluate(run_dir: str | Path, data_path: str | Path | dict | None = None,
            + ("-windows" if windows else ""))
     if f"scores-{split}{tag}.tsv" in runs.TRAINING_FILES:  # training's, which calibration reads
         tag += "-evaluated"
-    saved = [run_dir / f"scores-{split}{tag}.tsv", run_dir / f"metrics-{split}{tag}.json"]
+    saved = ([run_dir / f"scores-{split}{tag}.tsv", run_dir / f"metrics-{split}{tag}.json"]
+             if _still_in(best, run_dir) else [])
     try:
-        runs.write_scores(saved[0], clips.files, scores, clips.labels, attacks, extra)
-        runs.write_json(saved[1], result)
+        if saved:
+            runs.write_scores(saved[0], clips.files, scores, clips.labels, attacks, extra)
+            runs.write_json(saved[1], result)
     except OSError as e:  # e.g. a read-only run folder: the metrics are still worth showing
         log.warning("lcnn evaluate: warning: could not save the scores and metrics in %s (%s)",
                     run_dir, e.strerror or e)
@@ -212,9 +214,20 @@ def robustness(run_dir: str | Path, data_path: str | Path | dict | None = None,
     """evaluate() under every condition of lcnn.channels.CONDITIONS; also written to
     <run_dir>/robustness-<split><tag>.json (tag as evaluate's, without the condition).
     Returns {condition: metrics}."""
-    model = runs.load_model(run_dir)
+    best = runs.load_best(run_dir)
     table = {name: evaluate(run_dir, data_path, split, condition=name, windows=windows,
-                            seed=seed, model=model, **kwargs) for name in channels.CONDITIONS}
+                            seed=seed, best=best, **kwargs) for name in channels.CONDITIONS}
     tag = data_tag(Path(run_dir), data_path) + ("-windows" if windows else "")
-    runs.write_json(Path(run_dir) / f"robustness-{split}{tag}.json", table)
+    if _still_in(best, run_dir):
+        runs.write_json(Path(run_dir) / f"robustness-{split}{tag}.json", table)
     return table
+
+
+def _still_in(best: runs.BestModel, run_dir: Path) -> bool:
+    """Whether run_dir still holds the training `best` came from; a warning if not."""
+    if best.still_in(run_dir):
+        return True
+    log.warning("lcnn evaluate: warning: %s was started over (train --overwrite) while "
+                "evaluate ran; what it measured of the earlier model is not saved there",
+                run_dir)
+    return False

@@ -177,7 +177,7 @@ def export_tflite(run_dir: str | Path, int8: bool = False, out: str | Path | Non
     run_dir = Path(run_dir)
     cfg = runs.load_config(run_dir)
     set_threads(cfg.threads)
-    model = runs.load_model(run_dir)
+    best = runs.load_best(run_dir)
     path = Path(out) if out else default_path(run_dir, int8)
     runs.check_output(path, "--out", b"TFL3", offset=4)  # a FlatBuffer's file identifier
     if path.is_dir():
@@ -190,7 +190,10 @@ def export_tflite(run_dir: str | Path, int8: bool = False, out: str | Path | Non
     try:
         # the temporary file first: an unwritable folder fails before the slow conversion
         with atomic_path(path) as tmp:
-            tmp.write_bytes(convert_model(model, int8=int8))
+            tmp.write_bytes(convert_model(best.model, int8=int8))
+            if not out and not best.still_in(run_dir):  # the earlier model's file stays out
+                raise ExportError(f"{run_dir}: was started over (train --overwrite) while "
+                                  "exporting; export again when the new run has a model")
     except OSError as e:
         raise ExportError(f"{path}: cannot write ({e.strerror or e})") from None
     return path

@@ -12,7 +12,8 @@
                                    validation's from training, the others from evaluate, which
                                    names another dataset's files scores-<split>-<dataset>-<hash>
     <run_dir>/calibration.json     score -> LLR and probability of fake, thresholds (validation)
-    <run_dir>/.lcnn-run            marker: this folder is an lcnn run folder (see is_run_folder)
+    <run_dir>/.lcnn-run            marker: an lcnn run folder (is_run_folder), and which training
+                                   it holds (run_id: a folder started over gets another)
     <run_dir>/.lcnn-lock           while training: pid, host and start time of the trainer
 
 Every file is written to a temporary name in the same folder and then renamed over the old
@@ -30,10 +31,12 @@ import math
 import os
 import re
 import time
+import uuid
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from lcnn.config import Config
 from lcnn.dataset import data_spec as _data_spec
@@ -411,9 +414,20 @@ def clear_run(run_dir: Path, keep: tuple[str, ...] = ()) -> None:
 
 
 def mark_run_folder(run_dir: Path) -> None:
-    """Write the marker that identifies run_dir as an lcnn run folder."""
+    """Write the marker that identifies run_dir as an lcnn run folder, and this training of it
+    (run_id): a folder started over gets another."""
     atomic_write_text(Path(run_dir) / MARKER, "lcnn run folder: written by `python -m lcnn "
-                      "train`; `train --overwrite` may delete this folder\n")
+                      "train`; `train --overwrite` may delete this folder\n"
+                      f"run {uuid.uuid4().hex}\n")
+
+
+def run_id(run_dir: Path) -> str | None:
+    """Which training of run_dir the folder holds: its marker's text (mark_run_folder); None
+    without a marker (a run saved before markers existed)."""
+    try:
+        return (Path(run_dir) / MARKER).read_text()
+    except OSError:
+        return None
 
 
 def read_json_object(path: Path, what: str) -> dict:
@@ -481,6 +495,26 @@ def best_epoch(run_dir: Path) -> int | None:
     if not (Path(run_dir) / STATE).exists():
         return None
     return load_state(run_dir)["best_epoch"] or None
+
+
+class BestModel(NamedTuple):
+    """A run's best model as loaded, the epoch it is from and the training (run_id) it belongs
+    to: what is written about the model later goes into its run folder only while that folder
+    still holds the same training."""
+    model: Any
+    epoch: int | None
+    run: str | None
+
+    def still_in(self, run_dir: Path) -> bool:
+        """Whether run_dir still holds the training this model came from (not started over)."""
+        return run_id(run_dir) == self.run
+
+
+def load_best(run_dir: Path) -> BestModel:
+    """A run's best model with its epoch and run_id, read before the model (a training
+    started over meanwhile then shows as another run_id)."""
+    run, epoch = run_id(run_dir), best_epoch(run_dir)
+    return BestModel(load_model(run_dir), epoch, run)
 
 
 def load_model(run_dir: Path, which: str = BEST):
