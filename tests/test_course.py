@@ -150,3 +150,16 @@ def test_trained_run_keeps_a_finished_run_and_names_what_differs(tmp_path, monke
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # kept, not retrained
     out = capsys.readouterr().out
     assert (f"({note} differ)" in out) if note else out == ""
+
+
+SHELL_ESCAPES = re.compile(r"^\s*(!(?!=)|%%(bash|sh|script)\b|%(sx|system)\b)", re.MULTILINE)
+
+
+def test_notebooks_need_no_posix_shell():
+    """Learners run the notebooks on Windows too, where `!cmd | sed ...` finds no sed and quotes
+    differently: commands run through subprocess with a list of arguments instead."""
+    escapes = [f"{path.name} cell {i}: {m.group(0).strip()}"
+               for path in sorted((ROOT / "notebooks").glob("*.ipynb"))
+               for i, cell in enumerate(nbformat.read(path, as_version=4).cells)
+               if cell.cell_type == "code" for m in SHELL_ESCAPES.finditer(cell.source)]
+    assert not escapes
