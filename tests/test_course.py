@@ -163,3 +163,13 @@ def test_notebooks_need_no_posix_shell():
                for i, cell in enumerate(nbformat.read(path, as_version=4).cells)
                if cell.cell_type == "code" for m in SHELL_ESCAPES.finditer(cell.source)]
     assert not escapes
+
+
+def test_a_relative_lcnn_data_is_taken_from_the_repository_root(tmp_path, monkeypatch):
+    from lcnn import course
+
+    monkeypatch.chdir(tmp_path)  # a kernel runs in notebooks/, not where make was started
+    monkeypatch.setenv("LCNN_DATA", "data/demo")
+    assert course.data_path() == ROOT / "data" / "demo"
+    monkeypatch.setenv("LCNN_DATA", str(tmp_path / "mine"))
+    assert course.data_path() == tmp_path / "mine"

@@ -3,7 +3,8 @@
 Quick mode (environment variable LCNN_QUICK=1, set by `make test`) checks that every
 notebook runs: 2 training epochs and fewer bootstrap resamples, and figures go to runs/quick/
 so the committed figures in figures/ are only ever written by a full run (`make course`).
-Point LCNN_DATA at another dataset in the FoR layout (e.g. data/for-2sec) to use it.
+Point LCNN_DATA at another dataset in the FoR layout (e.g. data/for-2sec, relative to the
+repository's root) to use it.
 
 `python -m lcnn.course run|test|lint|lab` (lcnn/course/runner.py) are the commands behind
 `make course|test|lint|lab`.
@@ -22,8 +23,11 @@ NOTEBOOKS = ROOT / "notebooks"
 
 
 def data_path() -> Path:
-    """The dataset the course uses: $LCNN_DATA, else the embedded demo corpus."""
-    return Path(os.environ.get("LCNN_DATA", ROOT / "data" / "demo"))
+    """The dataset the course uses: $LCNN_DATA, else the embedded demo corpus. A relative
+    LCNN_DATA is taken from the repository's root (where `make course` runs), not from the
+    notebooks' folder, where their kernels run."""
+    path = Path(os.environ.get("LCNN_DATA", ROOT / "data" / "demo"))
+    return path if path.is_absolute() else ROOT / path
 
 
 def run_dir(name: str = "lcnn") -> Path:
