@@ -152,8 +152,7 @@ AUGMENT_SETTINGS = [
     # RawBoost copies goes through algorithm 3 alone and the other through 1+2, as now
     ("reverb + RawBoost 1+2 and 3 copies", copies(augment_reverb=True,
                                                   augment_rawboost="12,3")),
-    # the default plus codec copies, two of each kind: codec copies fix AMR-NB, and their cost
-    # to held-out HiFi-GAN was measured on three seeds only
+    # the default plus codec copies, two of each kind: what fixing AMR-NB costs elsewhere
     ("codec + reverb + RawBoost 1+2+3, 6 copies", copies(
         augment_codec=True, augment_reverb=True, augment_rawboost="123", augment_variants=6)),
 ]
