@@ -155,6 +155,9 @@ AUGMENT_SETTINGS = [
     # the default plus codec copies, two of each kind: what fixing AMR-NB costs elsewhere
     ("codec + reverb + RawBoost 1+2+3, 6 copies", copies(
         augment_codec=True, augment_reverb=True, augment_rawboost="123", augment_variants=6)),
+    # the same with phone-line copies instead: the other channel that removes the band above 4 kHz
+    ("telephone + reverb + RawBoost 1+2+3, 6 copies", copies(
+        augment_telephone=True, augment_reverb=True, augment_rawboost="123", augment_variants=6)),
 ]
 # Leave-one-out transfer: (metadata.csv column, which clips a held-out value covers).
 HOLDOUTS = [("attack", "fake"), ("speaker", "both")]
