@@ -105,12 +105,14 @@ class Config:
     # training clip gets `augment_variants` copies, built once and cached beside the decoded
     # split, each through one of the kinds switched on (in turn); every epoch then reads the
     # clip or one of its copies, drawn at random. RawBoost 1+2+3 and room copies are on: with
-    # the schedule above they lowered the mean EER over the channels of `evaluate --condition
-    # all` on seven seeds of eight, kept white noise at 10 dB from depending on the seed, and
-    # cost no transfer to held-out neural vocoders that eight seeds show (only held-out LPC
-    # copies, the easiest family, a little). Codec copies stay off: they fix AMR-NB but, as a
-    # third of the copies, cost clean clips, the unseen vocoder and the room about as much, so
-    # the mean over the channels does not fall; telephone copies cost more than they fixed.
+    # the schedule above, room copies on top of RawBoost 1+2 lowered the EER through a room;
+    # RawBoost's noise (3) after 1+2 then lowered the mean EER over the channels of `evaluate
+    # --condition all` on seven seeds of eight, kept white noise at 10 dB from depending on the
+    # seed, and cost no transfer to held-out neural vocoders that eight seeds show (only
+    # held-out LPC copies, the easiest family, a little). Codec copies stay off: they fix
+    # AMR-NB but, as a third of the copies, cost clean clips, the unseen vocoder and the room
+    # about as much, so the mean over the channels does not fall; telephone copies cost more
+    # than they fixed.
     # Figures and seeds in bench/ablation.md, "Which default".
     augment_codec: bool = False  # MP3, Opus, AMR-NB, G.711, G.722 at several bit rates
     augment_reverb: bool = True  # synthetic rooms, RT60 0.2-1.0 s
