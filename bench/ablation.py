@@ -60,7 +60,6 @@ from bench.common import (
     epoch_speeds,
     parse_settings,
     summary,
-    unseen_attacks,
 )
 from bench.report import update_readme
 from lcnn.config import (
@@ -70,6 +69,7 @@ from lcnn.config import (
     RUNTIME_FIELDS,
     Config,
 )
+from lcnn.dataset import unseen_attacks
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 JSON_PATH = ROOT / "bench" / "ablation.json"  # every table `make ablation` measured

@@ -98,16 +98,6 @@ def epoch_speeds(run_dir: Path, clips: int) -> list[float]:
     return [clips / row["seconds"] for row in later]
 
 
-def unseen_attacks(data_path: Path) -> list[str]:
-    """Attack families found in `testing` but not in `training` (from the metadata columns)."""
-    from lcnn.dataset import open_source
-
-    source = open_source(data_path)
-    found = {split: set(source.listing(split).meta.get("attack", []))
-             for split in ("training", "testing")}
-    return sorted(found["testing"] - found["training"])
-
-
 def atomic_write(path: Path, text: str) -> None:
     """Write text to path (parents created) so that a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -31,8 +31,9 @@ import warnings
 from pathlib import Path
 
 from bench import measure, report
-from bench.common import ROOT, THREADS, atomic_write, unseen_attacks
+from bench.common import ROOT, THREADS, atomic_write
 from lcnn.config import ORIGINAL_BASELINE, Config
+from lcnn.dataset import unseen_attacks
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -486,3 +486,12 @@ def open_source(spec: str | Path | dict) -> DataSource:
     if spec["format"] == "asvspoof":
         return ProtocolSource(spec["protocols"], spec["audio_dirs"])
     return (CsvSource if spec["format"] == "csv" else FoldersSource)(spec["path"])
+
+
+def unseen_attacks(data_path) -> list[str]:
+    """Attack families found in `testing` but not in `training` (the `attack` metadata column;
+    none for a dataset without one, such as FoR)."""
+    source = open_source(data_path)
+    found = {split: {str(a) for a in source.listing(split).meta.get("attack", [])}
+             for split in ("training", "testing")}
+    return sorted(found["testing"] - found["training"])

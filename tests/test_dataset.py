@@ -338,3 +338,17 @@ def test_train_from_protocols_and_evaluate_by_attack(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no protocol file for the testing split" in err, err
     assert "--protocol FILE --audio_dir DIR" in err
+
+
+def test_unseen_attacks_are_the_testing_attacks_that_training_lacks():
+    import csv
+    from pathlib import Path
+
+    from lcnn.dataset import unseen_attacks
+
+    demo = Path(__file__).resolve().parent.parent / "data" / "demo"
+    with open(demo / "metadata.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    by_split = {s: {r["attack"] for r in rows if r["split"] == s} for s in ("training", "testing")}
+    assert unseen_attacks(demo) == sorted(by_split["testing"] - by_split["training"])
+    assert unseen_attacks(demo)  # the demo corpus keeps one attack for testing

@@ -218,7 +218,7 @@ def robustness(run_dir: str | Path, data_path: str | Path | dict | None = None,
     table = {name: evaluate(run_dir, data_path, split, condition=name, windows=windows,
                             seed=seed, best=best, **kwargs) for name in channels.CONDITIONS}
     tag = data_tag(Path(run_dir), data_path) + ("-windows" if windows else "")
-    if _still_in(best, run_dir):
+    if best.still_in(run_dir):  # else each evaluate above has warned
         runs.write_json(Path(run_dir) / f"robustness-{split}{tag}.json", table)
     return table
 
