@@ -151,8 +151,8 @@ def check_algos(algos: str) -> str:
 
 def rawboost_groups(setting: str) -> list[str]:
     """The series of a Config's augment_rawboost, one per RawBoost copy in turn: "12" -> ["12"],
-    "12,3" -> ["12", "3"] (copies alternate between 1 then 2, and 3 alone)."""
-    return [check_algos(group) for group in setting.split(",")]
+    "12,3" -> ["12", "3"] (copies alternate between 1 then 2, and 3 alone); "" (off) -> []."""
+    return [check_algos(group) for group in setting.split(",")] if setting else []
 
 
 # ------------------------------------------------------------------ cached training variants
@@ -161,9 +161,8 @@ def rawboost_groups(setting: str) -> list[str]:
 def channel_kinds(cfg) -> list[str]:
     """The channel augmentations a Config switches on, in a fixed order."""
     kinds = [k for k in ("codec", "reverb", "telephone") if getattr(cfg, f"augment_{k}")]
-    if cfg.augment_rawboost:
-        groups = rawboost_groups(cfg.augment_rawboost)
-        kinds += ["rawboost"] if len(groups) == 1 else [f"rawboost:{g}" for g in groups]
+    groups = rawboost_groups(cfg.augment_rawboost)  # none when off
+    kinds += ["rawboost"] if len(groups) == 1 else [f"rawboost:{g}" for g in groups]
     return kinds
 
 
